@@ -1,0 +1,194 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) used on the wire.
+
+Two ways in: :func:`build_envelope` is the fast path ``emit`` uses (a plain dict, validated by the
+registry); :class:`Event` is the pydantic model consumers and the API use to parse and check a body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import EventValidationError
+from .registry import TYPE_PATTERN, pydantic_errors
+
+SPECVERSION = "1.0"
+DATACONTENTTYPE = "application/json"
+CONTENT_TYPE = "application/cloudevents+json"
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+CORE_ATTRIBUTES = frozenset(
+    {"specversion", "id", "source", "type", "time", "datacontenttype", "subject", "data", "dataschema"}
+)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and a ``Z``, as every event carries it."""
+    if moment.tzinfo is None:
+        raise ValueError("time must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_rfc3339() -> str:
+    """The current time as :func:`format_time` writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or an offset required) into an aware UTC datetime."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("time needs a UTC offset or 'Z' (RFC 3339)")
+    return moment.astimezone(UTC)
+
+
+def build_envelope(
+    type: str,
+    data: dict[str, Any],
+    *,
+    source: str,
+    id: str | None = None,
+    time: datetime | str | None = None,
+    subject: str | None = None,
+    userid: str | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """Assemble the envelope dict of a new event; ``id`` and ``time`` default to new ones."""
+    if time is None:
+        stamp = now_rfc3339()
+    elif isinstance(time, datetime):
+        stamp = format_time(time)
+    else:
+        try:
+            stamp = format_time(parse_time(time))
+        except (ValueError, TypeError) as exc:
+            raise EventValidationError.single("time", f"not an RFC 3339 timestamp: {exc}", type) from None
+    envelope: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": id or str(uuid.uuid4()),
+        "source": source,
+        "type": type,
+        "time": stamp,
+        "datacontenttype": DATACONTENTTYPE,
+    }
+    if subject is not None:
+        envelope["subject"] = subject
+    envelope["data"] = data
+    if userid is not None:
+        envelope["userid"] = userid
+    if region is not None:
+        envelope["region"] = region
+    return envelope
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def encode(envelope: dict[str, Any], max_bytes: int) -> bytes:
+    """Serialise an envelope to UTF-8 JSON, naming the field that cannot be and refusing oversize events."""
+    try:
+        body = _encoder.encode(envelope).encode("utf-8")
+    except (TypeError, ValueError):
+        field, reason = _find_unserialisable(envelope, "")
+        raise EventValidationError.single(field, reason, envelope.get("type")) from None
+    if len(body) > max_bytes:
+        raise EventValidationError.single(
+            "data", f"event is {len(body)} bytes serialised; the limit is {max_bytes}", envelope.get("type")
+        )
+    return body
+
+
+def _find_unserialisable(value: Any, path: str) -> tuple[str, str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path or "data", f"key {key!r} is not a string"
+            found = _find_unserialisable(item, f"{path}.{key}" if path else key)
+            if found[0]:
+                return found
+        return "", ""
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find_unserialisable(item, f"{path}[{index}]")
+            if found[0]:
+                return found
+        return "", ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"{value} is not a JSON number"
+    if value is None or isinstance(value, str | int | float | bool):
+        return "", ""
+    return path, f"value of type {type(value).__name__} is not JSON-serialisable"
+
+
+class Event(BaseModel):
+    """A CloudEvents 1.0 event as it travels through RabbitMQ.
+
+    Extension attributes other than ``userid`` and ``region`` are kept when their names follow the
+    CloudEvents rule (lowercase letters and digits, at most 20) and their values are scalars.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = SPECVERSION
+    id: str = Field(min_length=1, max_length=256)
+    source: str = Field(min_length=1, max_length=1024)
+    type: str = Field(min_length=3, max_length=128, pattern=TYPE_PATTERN.pattern)
+    time: datetime
+    datacontenttype: Literal["application/json"] = DATACONTENTTYPE
+    subject: str | None = Field(None, max_length=1024)
+    data: dict[str, Any]
+    userid: str | None = Field(None, max_length=256)
+    region: str | None = Field(None, max_length=64)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_time(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("time needs a UTC offset or 'Z' (RFC 3339)")
+        return value
+
+    @model_validator(mode="after")
+    def _extensions(self) -> Event:
+        for name, value in (self.model_extra or {}).items():
+            if not EXTENSION_NAME.match(name):
+                raise ValueError(f"extension attribute {name!r} must be 1-20 lowercase letters or digits")
+            if not (value is None or isinstance(value, str | int | bool)):
+                raise ValueError(f"extension attribute {name!r} must be a string, integer or boolean")
+        return self
+
+    @classmethod
+    def parse(cls, raw: bytes | str | dict[str, Any]) -> Event:
+        """Parse a body or dict, raising EventValidationError that names each bad field."""
+        try:
+            obj = json.loads(raw) if isinstance(raw, bytes | str) else raw
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventValidationError.single("body", f"not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise EventValidationError.single("body", "must be a JSON object")
+        try:
+            return cls.model_validate(obj)
+        except PydanticValidationError as exc:
+            raise EventValidationError(pydantic_errors(exc, ""), obj.get("type")) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The envelope as a JSON-ready dict (time formatted as RFC 3339 UTC)."""
+        out = self.model_dump(exclude_none=True)
+        out["time"] = format_time(self.time)
+        return out
+
+    def to_json(self) -> bytes:
+        """The envelope as compact UTF-8 JSON."""
+        return _encoder.encode(self.to_dict()).encode("utf-8")
+
+    @property
+    def family(self) -> str:
+        """The first component of the type (``storage`` for ``storage.file.uploaded``)."""
+        return self.type.split(".", 1)[0]

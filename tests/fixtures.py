@@ -1,0 +1,91 @@
+"""Shared fixtures: real RabbitMQ and InfluxDB (skipped locally when absent, required in CI)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+
+from sink_lib.settings import SinkSettings
+
+from .support import IN_CI, INFLUXDB_URL, RABBITMQ_URL, rabbitmq_ready
+
+
+def _unavailable(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not reachable")
+    pytest.skip(f"{what} not reachable")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """URL of the real broker; skips the test locally when it is down, fails it in CI."""
+    if not rabbitmq_ready():
+        _unavailable(f"RabbitMQ at {RABBITMQ_URL}")
+    return RABBITMQ_URL
+
+
+@pytest.fixture(scope="session")
+def influxdb_url() -> str:
+    """URL of the real InfluxDB 1.x server; skip locally when absent, fail in CI."""
+    try:
+        ok = requests.get(INFLUXDB_URL + "/ping", timeout=2).status_code == 204
+    except requests.RequestException:
+        ok = False
+    if not ok:
+        _unavailable(f"InfluxDB at {INFLUXDB_URL}")
+    return INFLUXDB_URL
+
+
+@pytest.fixture
+def exchange(rabbitmq_url: str) -> Iterator[str]:
+    """A fresh exchange name for this test; its exchanges and queues are deleted afterwards."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    yield name
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    except Exception:
+        return
+    try:
+        ch = conn.channel()
+        # queues of this test all start with the exchange name; delete the usual ones
+        for suffix in ("", ".dead"):
+            ch.exchange_delete(name + suffix)
+        for queue in _queues_named(name):
+            ch.queue_delete(queue)
+    except Exception:
+        pass
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def _queues_named(prefix: str) -> list[str]:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["rabbitmqctl", "list_queues", "name", "-q", "--no-table-headers"],
+            capture_output=True, text=True, timeout=30,
+        ).stdout
+    except Exception:
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip().startswith(prefix + ".")]
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    """A private spool folder."""
+    path = tmp_path / "spool"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sink_settings(exchange: str, spool_dir: Path, rabbitmq_url: str) -> SinkSettings:
+    """Settings pointing at the real broker, a fresh exchange and a private spool."""
+    return SinkSettings(amqp_url=rabbitmq_url, exchange=exchange, spool_dir=spool_dir, exit_timeout_s=5.0)
