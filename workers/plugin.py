@@ -16,7 +16,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sink_lib.event import Event
@@ -34,6 +34,16 @@ class WorkerSettings(BaseSettings):
     types: list[str] | None = Field(None, description="Type patterns (fnmatch) this worker takes; default all.")
     backoff_min_s: float = Field(0.5, gt=0, description="First retry delay while the destination is down.")
     backoff_max_s: float = Field(30.0, gt=0, description="Longest retry delay while the destination is down.")
+    privacy_drop: list[str] = Field(
+        default_factory=list, description="Fields removed before write (patterns over data keys and userid)."
+    )
+    privacy_hash: list[str] = Field(
+        default_factory=list, description="Fields replaced by HMAC-SHA256(privacy_secret, value) before write."
+    )
+    privacy_keep: list[str] = Field(
+        default_factory=list, description="Fields left as they are even when a drop/hash pattern matches."
+    )
+    privacy_secret: SecretStr | None = Field(None, description="Key of the privacy hash; required to hash.")
 
 
 class WorkerPlugin:
@@ -51,12 +61,21 @@ class WorkerPlugin:
         self.settings = settings
         patterns = settings.types if settings.types is not None else self.accepts
         self._patterns = None if patterns is None else tuple(patterns)
+        from .privacy import PrivacyFilter
+
+        self._privacy = PrivacyFilter.from_settings(settings)
 
     def takes(self, event: Event) -> bool:
         """True when this worker handles events of ``event.type``."""
         if self._patterns is None:
             return True
         return any(fnmatch.fnmatchcase(event.type, p) for p in self._patterns)
+
+    def deliver(self, batch: Sequence[Event]) -> None:
+        """What the runtime calls: apply the privacy rules, then ``write``."""
+        if self._privacy is not None:
+            batch = [self._privacy.apply(event) for event in batch]
+        self.write(batch)
 
     def open(self) -> None:
         """Connect to the destination; raise RetryLater when it is not reachable yet."""
