@@ -1,0 +1,247 @@
+"""A local durable spool: SQLite, fsync'd on every append, shared safely by processes on one host.
+
+Events wait here while RabbitMQ (or, for monitors, the emergency API) cannot take them, and are given
+back oldest first. A reader *claims* records before sending and *acks* them once delivered, so several
+processes replaying one spool never send a record twice at once; claims of a process that died (or
+that are older than ``lease_s``) are returned to the pool, so a killed process's events are replayed by
+the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import SpoolError, SpoolFullError
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL,
+    owner TEXT,
+    claimed_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_owner ON events (owner, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('bytes', 0);
+"""
+
+
+class SpoolRecord(NamedTuple):
+    """One spooled event: its position, id and serialised body."""
+
+    seq: int
+    id: str
+    body: bytes
+
+
+class Spool:
+    """A FIFO of serialised events in ``<directory>/<name>.sqlite3``."""
+
+    def __init__(self, directory: Path | str, max_bytes: int, name: str = "spool", lease_s: float = 300.0):
+        self.path = Path(directory) / f"{name}.sqlite3"
+        self.max_bytes = max_bytes
+        self.lease_s = lease_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._owner = ""
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        # A SQLite handle must not cross fork(): a child opens its own.
+        if self._conn is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._owner = f"{self._pid}:{uuid.uuid4().hex[:8]}"
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                raise _wrap(exc, f"cannot open spool {self.path}") from exc
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        """Close this process's handle (records stay on disk)."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                try:
+                    self._conn.execute("UPDATE events SET owner=NULL, claimed_at=NULL WHERE owner=?", (self._owner,))
+                except sqlite3.Error:
+                    log.warning("could not release the claims of %s; they return after the lease", self.path)
+                self._conn.close()
+            self._conn = None
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def append(self, records: Sequence[tuple[str, bytes]]) -> None:
+        """Store records durably; when this returns they survive a crash or power loss.
+
+        Raises SpoolFullError past ``max_bytes`` or when the disk is full (nothing of the call is
+        stored then), SpoolError when the spool cannot be written at all.
+        """
+        if not records:
+            return
+        size = sum(len(body) for _, body in records)
+        now = time.time()
+        with self._lock:
+            db = self._db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    used = db.execute("SELECT value FROM meta WHERE key='bytes'").fetchone()[0]
+                    if used + size > self.max_bytes:
+                        raise SpoolFullError(
+                            f"spool {self.path} holds {used} bytes; {size} more would pass its limit of "
+                            f"{self.max_bytes} (EVENTSINK_SPOOL_MAX_BYTES)"
+                        )
+                    db.executemany(
+                        "INSERT INTO events (id, body, size, created) VALUES (?, ?, ?, ?)",
+                        [(eid, body, len(body), now) for eid, body in records],
+                    )
+                    db.execute("UPDATE meta SET value = value + ? WHERE key='bytes'", (size,))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _wrap(exc, f"cannot write to spool {self.path}") from exc
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def claim(self, limit: int) -> list[SpoolRecord]:
+        """Claim up to ``limit`` of the oldest unclaimed records for this process."""
+        with self._lock:
+            db = self._db()
+            try:
+                self._free_stale(db)
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = db.execute(
+                        "SELECT seq, id, body FROM events WHERE owner IS NULL ORDER BY seq LIMIT ?", (limit,)
+                    ).fetchall()
+                    if rows:
+                        db.executemany(
+                            "UPDATE events SET owner=?, claimed_at=? WHERE seq=?",
+                            [(self._owner, time.time(), row[0]) for row in rows],
+                        )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _wrap(exc, f"cannot read spool {self.path}") from exc
+        return [SpoolRecord(seq, eid, bytes(body)) for seq, eid, body in rows]
+
+    def ack(self, seqs: Iterable[int]) -> None:
+        """Delete delivered records."""
+        self._finish(list(seqs), delete=True)
+
+    def release(self, seqs: Iterable[int]) -> None:
+        """Return claimed records to the pool (delivery failed; they will be claimed again, in order)."""
+        self._finish(list(seqs), delete=False)
+
+    def _finish(self, seqs: list[int], delete: bool) -> None:
+        if not seqs:
+            return
+        with self._lock:
+            db = self._db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    if delete:
+                        size = 0
+                        for chunk in _chunks(seqs, 500):
+                            marks = ",".join("?" * len(chunk))
+                            size += db.execute(
+                                f"SELECT COALESCE(SUM(size), 0) FROM events WHERE seq IN ({marks})", chunk
+                            ).fetchone()[0]
+                            db.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
+                        db.execute("UPDATE meta SET value = MAX(0, value - ?) WHERE key='bytes'", (size,))
+                    else:
+                        db.executemany(
+                            "UPDATE events SET owner=NULL, claimed_at=NULL WHERE seq=?", [(s,) for s in seqs]
+                        )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _wrap(exc, f"cannot update spool {self.path}") from exc
+
+    def _free_stale(self, db: sqlite3.Connection) -> None:
+        owners = [row[0] for row in db.execute("SELECT DISTINCT owner FROM events WHERE owner IS NOT NULL")]
+        cutoff = time.time() - self.lease_s
+        for owner in owners:
+            if owner == self._owner:
+                continue
+            pid = int(owner.split(":", 1)[0])
+            if not _alive(pid):
+                db.execute("UPDATE events SET owner=NULL, claimed_at=NULL WHERE owner=?", (owner,))
+        db.execute("UPDATE events SET owner=NULL, claimed_at=NULL WHERE owner IS NOT NULL AND claimed_at < ?",
+                   (cutoff,))
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Records in the spool, claimed or not."""
+        with self._lock:
+            try:
+                return int(self._db().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise _wrap(exc, f"cannot read spool {self.path}") from exc
+
+    def size_bytes(self) -> int:
+        """Bytes of event bodies in the spool."""
+        with self._lock:
+            try:
+                return int(self._db().execute("SELECT value FROM meta WHERE key='bytes'").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise _wrap(exc, f"cannot read spool {self.path}") from exc
+
+    def writable(self) -> bool:
+        """True when the spool can be opened for writing and is below its limit."""
+        try:
+            return self.size_bytes() < self.max_bytes and os.access(self.path, os.W_OK)
+        except SpoolError:
+            return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _wrap(exc: BaseException, context: str) -> SpoolError:
+    if isinstance(exc, SpoolError):
+        return exc
+    text = str(exc)
+    if "full" in text or getattr(exc, "errno", None) == 28:
+        return SpoolFullError(f"{context}: disk full ({text})")
+    return SpoolError(f"{context}: {text}")
