@@ -46,7 +46,7 @@ class LazyGroup(click.Group):
                     f"'eventsink {cmd_name}' needs a missing package ({exc.name}); "
                     "install the project with its extras: pip install 'eventsink[all]'"
                 ) from exc
-            return command  # type: ignore[no-any-return]
+            return command
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

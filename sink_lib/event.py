@@ -19,8 +19,8 @@ from pydantic import ValidationError as PydanticValidationError
 from .errors import EventValidationError
 from .registry import TYPE_PATTERN, pydantic_errors
 
-SPECVERSION = "1.0"
-DATACONTENTTYPE = "application/json"
+SPECVERSION: Literal["1.0"] = "1.0"
+DATACONTENTTYPE: Literal["application/json"] = "application/json"
 CONTENT_TYPE = "application/cloudevents+json"
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 CORE_ATTRIBUTES = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,12 +68,12 @@ class SinkSettings(BaseSettings):
         return value
 
     @classmethod
-    def load(cls, **overrides: object) -> SinkSettings:
+    def load(cls, **overrides: Any) -> SinkSettings:
         """Read the environment and raise ConfigurationError naming the bad variable."""
         return build_settings(cls, **overrides)
 
 
-def build_settings(model: type[_S], **overrides: object) -> _S:
+def build_settings(model: type[_S], **overrides: Any) -> _S:
     """Instantiate a settings model, turning pydantic errors into a ConfigurationError.
 
     The message names the environment variable (``EVENTSINK_...``) and the reason, so a bad deployment

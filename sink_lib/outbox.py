@@ -1,0 +1,91 @@
+"""State shared by the callers of ``emit`` and the publisher thread: the in-memory queue and counters."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+class PreparedEvent(NamedTuple):
+    """A validated, serialised event ready to publish."""
+
+    id: str
+    type: str
+    body: bytes
+    envelope: dict[str, Any]
+    timestamp: int
+
+
+class Ticket:
+    """Tracks a group of submitted events until each is broker-confirmed or spooled (or failed)."""
+
+    __slots__ = ("error", "remaining")
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.error: BaseException | None = None
+
+
+class Item(NamedTuple):
+    """One queued event and the ticket of the submit() call that brought it, if any."""
+
+    event: PreparedEvent
+    ticket: Ticket | None
+
+
+COUNTERS = ("emitted", "confirmed", "spooled", "replayed", "nacked", "republished", "dropped", "failed")
+
+
+@dataclass
+class Outbox:
+    """The bounded in-memory queue between callers and the publisher, guarded by one lock.
+
+    ``pending`` counts events accepted from callers that are neither broker-confirmed nor spooled yet;
+    ``flush`` waits for it to reach zero.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    items: deque[Item] = field(default_factory=deque)
+    pending: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    waker: Callable[[], None] | None = None
+    wake_pending: bool = False
+    connected: bool = False
+    inflight: int = 0
+    cond: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cond = threading.Condition(self.lock)
+
+    def settle(self, items: list[Item], counter: str) -> None:
+        """Count items as done (confirmed or spooled) and wake waiters; call with the lock held."""
+        self.pending -= len(items)
+        self.counts[counter] += len(items)
+        for item in items:
+            if item.ticket is not None:
+                item.ticket.remaining -= 1
+        self.cond.notify_all()
+
+    def fail(self, items: list[Item], error: BaseException) -> None:
+        """Count items as not accepted after all; call with the lock held."""
+        self.pending -= len(items)
+        self.counts["failed"] += len(items)
+        for item in items:
+            if item.ticket is not None:
+                item.ticket.remaining -= 1
+                item.ticket.error = error
+        self.cond.notify_all()
+
+    def take(self, limit: int) -> list[Item]:
+        """Pop up to ``limit`` items from the front; call with the lock held."""
+        n = min(limit, len(self.items))
+        popleft = self.items.popleft
+        return [popleft() for _ in range(n)]
+
+    def put_back(self, items: list[Item]) -> None:
+        """Return items to the front in their order (to retry them first); call with the lock held."""
+        self.items.extendleft(reversed(items))
+        self.cond.notify_all()

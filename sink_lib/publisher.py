@@ -1,0 +1,347 @@
+"""The background publisher: one thread, one pika SelectConnection, pipelined publisher confirms.
+
+Online, the thread keeps up to ``confirm_window`` messages unconfirmed at once: spooled events first
+(oldest first), then the in-memory queue. Acks settle events; nacks put them back to be retried; on a
+lost connection every unconfirmed event is put back too (so delivery is at least once; consumers
+dedupe by event id). Offline, it moves the in-memory queue into the durable spool and reconnects with
+exponential backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.select_connection import SelectConnection
+
+from .errors import SpoolError
+from .event import CONTENT_TYPE, parse_time
+from .outbox import Item, Outbox, PreparedEvent
+from .settings import SinkSettings
+from .spool import Spool, SpoolRecord
+from .topology import redact_url
+
+log = logging.getLogger("sink_lib.publisher")
+
+SPOOL_BATCH = 1000
+SPOOL_POLL_S = 5.0
+
+
+def amqp_properties(event_id: str, event_type: str, timestamp: int) -> pika.BasicProperties:
+    """The AMQP properties every event carries (DESIGN.md)."""
+    return pika.BasicProperties(
+        content_type=CONTENT_TYPE,
+        delivery_mode=2,
+        message_id=event_id,
+        type=event_type,
+        timestamp=timestamp,
+    )
+
+
+def record_properties(record: SpoolRecord) -> pika.BasicProperties:
+    """Properties of a spooled event, read back from its body."""
+    try:
+        envelope = json.loads(record.body)
+        stamp = int(parse_time(envelope["time"]).timestamp())
+        return amqp_properties(record.id, str(envelope["type"]), stamp)
+    except (ValueError, KeyError, TypeError):
+        return amqp_properties(record.id, "", int(time.time()))
+
+
+class Publisher(threading.Thread):
+    """Publishes the outbox and the spool to the fanout exchange until stopped."""
+
+    def __init__(self, settings: SinkSettings, outbox: Outbox, spool: Spool) -> None:
+        super().__init__(name="eventsink-publisher", daemon=True)
+        self.settings = settings
+        self.outbox = outbox
+        self.spool = spool
+        self._stopping = threading.Event()
+        self._connection: SelectConnection | None = None
+        self._channel: Any = None
+        self._tag = 0
+        self._inflight: OrderedDict[int, Item | SpoolRecord] = OrderedDict()
+        self._spool_buffer: list[SpoolRecord] = []
+        self._spool_maybe = True  # the spool may hold records; checked at connect and periodically
+        self._last_spool_check = 0.0
+        self._delay = settings.reconnect_min_s
+        self._params = pika.URLParameters(settings.amqp_url)
+        self._params.heartbeat = settings.heartbeat_s
+        self._params.connection_attempts = 1
+        self._params.client_properties = {"connection_name": f"eventsink publisher {settings.source}"}
+        self._offline_logged = False
+
+    # -- thread --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._serve()
+            except Exception:  # never let the publisher die: events would pile up unseen
+                log.exception("publisher loop failed; reconnecting")
+            self._go_offline()
+            if self._stopping.is_set():
+                break
+            self._offline(self._delay * (0.5 + random.random()))
+            self._delay = min(self._delay * 2, self.settings.reconnect_max_s)
+        self._spool_memory(final=True)
+
+    def stop(self) -> None:
+        """Ask the thread to finish: close the connection, spool what is left in memory."""
+        self._stopping.set()
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(Exception):  # the loop may already be gone
+                connection.ioloop.add_callback_threadsafe(self._close)
+        with self.outbox.lock:
+            self.outbox.cond.notify_all()
+
+    # -- online --------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        self._connection = SelectConnection(
+            self._params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        self._connection.ioloop.start()
+
+    def _on_open_error(self, connection: Any, error: BaseException) -> None:
+        if not self._offline_logged:
+            log.warning("RabbitMQ unreachable at %s (%r); events go to the spool %s",
+                        redact_url(self.settings.amqp_url), error, self.spool.path)
+            self._offline_logged = True
+        connection.ioloop.stop()
+
+    def _on_closed(self, connection: Any, reason: BaseException) -> None:
+        if not self._stopping.is_set():
+            log.warning("connection to RabbitMQ lost (%r); retrying", reason)
+        connection.ioloop.stop()
+
+    def _close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+        elif self._connection is not None:
+            self._connection.ioloop.stop()
+
+    def _on_open(self, connection: Any) -> None:
+        connection.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel: Any) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._declare())
+
+    def _declare(self) -> None:
+        self._channel.exchange_declare(
+            self.settings.exchange, exchange_type="fanout", durable=True, callback=lambda _f: self._ready()
+        )
+
+    def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        if not self._stopping.is_set():
+            log.error("publisher channel closed: %r", reason)
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _ready(self) -> None:
+        self._tag = 0
+        self._delay = self.settings.reconnect_min_s
+        if self._offline_logged:
+            log.warning("connected to RabbitMQ again; replaying the spool")
+        self._offline_logged = False
+        self._spool_maybe = True
+        assert self._connection is not None
+        ioloop = self._connection.ioloop
+        with self.outbox.lock:
+            self.outbox.connected = True
+            self.outbox.wake_pending = False
+            self.outbox.waker = lambda: ioloop.add_callback_threadsafe(self._pump)
+        self._schedule_spool_check()
+        self._pump()
+
+    def _schedule_spool_check(self) -> None:
+        def check() -> None:
+            self._spool_maybe = True
+            self._pump()
+            self._schedule_spool_check()
+
+        if self._connection is not None and not self._stopping.is_set():
+            self._connection.ioloop.call_later(SPOOL_POLL_S, check)
+
+    def _pump(self) -> None:
+        """Publish until the confirm window is full or there is nothing left."""
+        channel = self._channel
+        if channel is None or not channel.is_open or self._stopping.is_set():
+            return
+        outbox = self.outbox
+        window = self.settings.confirm_window
+        exchange = self.settings.exchange
+        publish = channel.basic_publish
+        inflight = self._inflight
+        room = window - len(inflight)
+        if room <= 0:
+            return
+        if self._spool_maybe or self._spool_buffer:
+            room = self._pump_spool(room)
+            if self._spool_buffer or room <= 0:
+                return
+        with outbox.lock:
+            outbox.wake_pending = False
+            items = outbox.take(room)
+            outbox.inflight = len(inflight) + len(items)
+        try:
+            for item in items:
+                event: PreparedEvent = item.event
+                publish(exchange, "", event.body, amqp_properties(event.id, event.type, event.timestamp))
+                self._tag += 1
+                inflight[self._tag] = item
+        except pika.exceptions.AMQPError as exc:
+            log.warning("publish failed (%r); will retry after reconnect", exc)
+
+    def _pump_spool(self, room: int) -> int:
+        if not self._spool_buffer:
+            try:
+                self._spool_buffer = self.spool.claim(SPOOL_BATCH)
+            except SpoolError as exc:
+                log.error("cannot read the spool: %s", exc)
+                self._spool_buffer = []
+            if not self._spool_buffer:
+                self._spool_maybe = False
+                return room
+        publish = self._channel.basic_publish
+        exchange = self.settings.exchange
+        sent = 0
+        for record in self._spool_buffer[:room]:
+            publish(exchange, "", record.body, record_properties(record))
+            self._tag += 1
+            self._inflight[self._tag] = record
+            sent += 1
+        del self._spool_buffer[:sent]
+        return room - sent
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag = method.delivery_tag
+        inflight = self._inflight
+        done: list[Any] = []
+        if method.multiple:
+            while inflight:
+                first = next(iter(inflight))
+                if first > tag:
+                    break
+                done.append(inflight.pop(first))
+        elif tag in inflight:
+            done.append(inflight.pop(tag))
+        items = [d for d in done if isinstance(d, Item)]
+        records = [d for d in done if isinstance(d, SpoolRecord)]
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        if records:
+            if acked:
+                try:
+                    self.spool.ack([r.seq for r in records])
+                except SpoolError as exc:  # they stay in the spool and are published again later
+                    log.error("cannot remove replayed events from the spool: %s", exc)
+            else:
+                self.spool.release([r.seq for r in records])
+                self._spool_maybe = True
+        with self.outbox.lock:
+            if records and acked:
+                self.outbox.counts["replayed"] += len(records)
+            if items:
+                if acked:
+                    self.outbox.settle(items, "confirmed")
+                else:
+                    self.outbox.counts["nacked"] += len(items)
+                    self.outbox.put_back(items)
+            self.outbox.inflight = len(inflight)
+        if not acked:
+            log.warning("RabbitMQ nacked %d event(s); publishing them again", len(done))
+        self._pump()
+
+    # -- offline -------------------------------------------------------------------------------
+
+    def _go_offline(self) -> None:
+        """After a connection ends: put unconfirmed events back (memory) or release them (spool)."""
+        self._channel = None
+        self._connection = None
+        inflight = list(self._inflight.values())
+        self._inflight.clear()
+        items = [d for d in inflight if isinstance(d, Item)]
+        records = [d for d in inflight if isinstance(d, SpoolRecord)] + self._spool_buffer
+        self._spool_buffer = []
+        if records:
+            try:
+                self.spool.release([r.seq for r in records])
+            except SpoolError as exc:
+                log.error("cannot release spool claims (they return after the lease): %s", exc)
+        with self.outbox.lock:
+            self.outbox.connected = False
+            self.outbox.waker = self._wake_offline
+            self.outbox.wake_pending = False
+            self.outbox.inflight = 0
+            if items:
+                self.outbox.counts["republished"] += len(items)
+                self.outbox.put_back(items)
+
+    def _wake_offline(self) -> None:
+        with self.outbox.lock:
+            self.outbox.cond.notify_all()
+
+    def _offline(self, seconds: float) -> None:
+        """Until it is time to reconnect: move what callers emit into the spool."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            self._spool_memory()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with self.outbox.lock:
+                self.outbox.wake_pending = False
+                if not self.outbox.items and not self._stopping.is_set():
+                    self.outbox.cond.wait(remaining)
+
+    def _spool_memory(self, final: bool = False) -> None:
+        """Write the in-memory queue to the spool, in batches, in order."""
+        while True:
+            with self.outbox.lock:
+                items = self.outbox.take(SPOOL_BATCH)
+            if not items:
+                return
+            try:
+                self.spool.append([(i.event.id, i.event.body) for i in items])
+            except SpoolError as exc:
+                self._spool_failed(items, exc, final)
+                return
+            with self.outbox.lock:
+                self.outbox.settle(items, "spooled")
+
+    def _spool_failed(self, items: list[Item], exc: SpoolError, final: bool) -> None:
+        # Events of a waiting submit() fail now, so the caller can answer "not accepted";
+        # plain emit() events stay in memory (bounded) and are retried, unless the sink is closing.
+        waiting = [i for i in items if i.ticket is not None]
+        held = [i for i in items if i.ticket is None]
+        with self.outbox.lock:
+            if waiting:
+                self.outbox.fail(waiting, exc)
+            if final:
+                self.outbox.counts["dropped"] += len(held)
+                self.outbox.pending -= len(held)
+                self.outbox.cond.notify_all()
+            else:
+                self.outbox.put_back(held)
+        if final and held:
+            log.critical("LOST %d event(s): RabbitMQ unreachable and the spool failed at exit: %s", len(held), exc)
+        else:
+            log.error("RabbitMQ unreachable and the spool cannot take events (%s); %d held in memory",
+                      exc, len(held))
+        if not final:
+            time.sleep(0.5)

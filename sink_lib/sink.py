@@ -1,0 +1,295 @@
+"""EventSink: the non-blocking publishing client application code calls.
+
+``emit`` validates and serialises in the caller, appends to a bounded in-memory queue and returns; a
+background thread (:mod:`sink_lib.publisher`) publishes with pipelined confirms, or spools to disk
+while RabbitMQ is away.
+
+Full-queue policy (``EVENTSINK_FULL_POLICY``), when ``max_queue`` events wait in memory:
+``spool`` (default) the caller writes the event to the durable spool itself (slower, nothing lost);
+``block`` the caller waits up to ``block_timeout_s`` for room, then gets QueueFullError;
+``raise`` the caller gets QueueFullError at once. Whenever an event cannot be accepted (spool full
+or unwritable too), ``emit`` raises QueueFullError, the ``failed`` counter goes up and an error is
+logged: an event is either accepted (and then confirmed or spooled) or refused loudly, never lost
+silently. The one exception is an event accepted while the broker AND the spool are unavailable
+until exit: it is counted as ``dropped`` and logged as CRITICAL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .errors import (
+    EventValidationError,
+    PublishTimeout,
+    QueueFullError,
+    SinkClosedError,
+    SpoolError,
+)
+from .event import Event, build_envelope, encode
+from .outbox import Item, Outbox, PreparedEvent, Ticket
+from .publisher import Publisher
+from .registry import TypeRegistry, default_registry
+from .settings import SinkSettings
+from .spool import Spool
+
+log = logging.getLogger("sink_lib")
+
+_live_sinks: weakref.WeakSet[EventSink] = weakref.WeakSet()
+
+
+class EventSink:
+    """Publishes events to the fanout exchange without blocking the caller on the network.
+
+    Thread-safe and fork-safe (a child process gets a fresh, working sink on first use); flushes for
+    at most ``exit_timeout_s`` at interpreter exit, then spools what is left. Use as a context manager
+    or call :meth:`close`.
+    """
+
+    def __init__(self, settings: SinkSettings | None = None, *, registry: TypeRegistry | None = None):
+        self.settings = settings if settings is not None else SinkSettings.load()
+        self.registry = registry if registry is not None else default_registry()
+        self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
+        self._start_lock = threading.Lock()
+        self._reset()
+        self._closed = False
+        _live_sinks.add(self)
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._outbox = Outbox()
+        self._publisher: Publisher | None = None
+
+    # -- building events -----------------------------------------------------------------------
+
+    def prepare(
+        self,
+        type: str,
+        data: dict[str, Any],
+        *,
+        source: str | None = None,
+        id: str | None = None,
+        time: datetime | str | None = None,
+        subject: str | None = None,
+        userid: str | None = None,
+        region: str | None = None,
+    ) -> PreparedEvent:
+        """Validate and serialise an event; raises EventValidationError naming the bad field."""
+        self.registry.validate(type, data, strict=self.settings.strict_types)
+        for name, value in (("source", source), ("id", id), ("subject", subject), ("userid", userid),
+                            ("region", region)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise EventValidationError.single(name, "must be a non-empty string", type)
+        envelope = build_envelope(
+            type, data, source=source or self.settings.source, id=id, time=time,
+            subject=subject, userid=userid, region=region,
+        )
+        body = encode(envelope, self.settings.max_event_bytes)
+        return PreparedEvent(envelope["id"], type, body, envelope, int(_time_now()))
+
+    def emit(
+        self,
+        type: str,
+        data: dict[str, Any],
+        *,
+        source: str | None = None,
+        id: str | None = None,
+        time: datetime | str | None = None,
+        subject: str | None = None,
+        userid: str | None = None,
+        region: str | None = None,
+    ) -> Event:
+        """Validate, enqueue and return the event at once; publishing happens in the background.
+
+        Raises EventValidationError (nothing published) or QueueFullError (see the module's policy).
+        """
+        event = self.prepare(type, data, source=source, id=id, time=time, subject=subject,
+                             userid=userid, region=region)
+        self._enqueue([event], None)
+        return Event.model_construct(**event.envelope)
+
+    def submit(self, events: Sequence[PreparedEvent], *, wait: float | None = None) -> None:
+        """Enqueue prepared events; with ``wait``, block until each is confirmed or spooled.
+
+        Raises PublishTimeout when ``wait`` passes first (the events stay queued and will still be
+        published), or the spool's error when the broker is away and the spool cannot take them.
+        """
+        if not events:
+            return
+        ticket = Ticket(len(events)) if wait is not None else None
+        self._enqueue(events, ticket)
+        if ticket is None or wait is None:
+            return
+        outbox = self._outbox
+        deadline = time.monotonic() + wait
+        with outbox.lock:
+            while ticket.remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
+                outbox.cond.wait(left)
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _enqueue(self, events: Sequence[PreparedEvent], ticket: Ticket | None) -> None:
+        if self._closed:
+            raise SinkClosedError("this EventSink is closed")
+        if self._publisher is None or self._pid != os.getpid():
+            self._start()
+        outbox = self._outbox
+        settings = self.settings
+        waker = None
+        with outbox.lock:
+            if len(outbox.items) + len(events) > settings.max_queue and settings.full_policy == "block":
+                deadline = time.monotonic() + settings.block_timeout_s
+                while len(outbox.items) + len(events) > settings.max_queue:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not outbox.cond.wait(left):
+                        break
+            overflow = len(outbox.items) + len(events) > settings.max_queue
+            if not overflow:
+                outbox.items.extend(Item(e, ticket) for e in events)
+                outbox.pending += len(events)
+                outbox.counts["emitted"] += len(events)
+                if not outbox.wake_pending and outbox.waker is not None:
+                    outbox.wake_pending = True
+                    waker = outbox.waker
+        if overflow:
+            self._overflow(events)
+            return
+        if waker is not None:
+            waker()
+
+    def _overflow(self, events: Sequence[PreparedEvent]) -> None:
+        outbox = self._outbox
+        if self.settings.full_policy == "spool":
+            try:
+                self._spool.append([(e.id, e.body) for e in events])
+            except SpoolError as exc:
+                with outbox.lock:
+                    outbox.counts["failed"] += len(events)
+                log.error("event(s) refused: in-memory queue full and spool unavailable: %s", exc)
+                raise QueueFullError(f"in-memory queue full ({self.settings.max_queue}) and {exc}") from exc
+            with outbox.lock:
+                outbox.counts["emitted"] += len(events)
+                outbox.counts["spooled"] += len(events)
+            if self._publisher is not None:
+                self._publisher._spool_maybe = True
+            return
+        with outbox.lock:
+            outbox.counts["failed"] += len(events)
+        log.error("event(s) refused: in-memory queue full (EVENTSINK_MAX_QUEUE=%d)", self.settings.max_queue)
+        raise QueueFullError(f"in-memory queue full ({self.settings.max_queue} events waiting)")
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._pid != os.getpid():
+                self._reset()  # forked: the parent's queue and thread are not ours
+            if self._publisher is None:
+                self._publisher = Publisher(self.settings, self._outbox, self._spool)
+                self._publisher.start()
+
+    # -- waiting and closing -------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every emitted event is broker-confirmed or spooled; False on timeout."""
+        if self._pid != os.getpid():
+            return True
+        outbox = self._outbox
+        deadline = time.monotonic() + timeout
+        with outbox.lock:
+            while outbox.pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                outbox.cond.wait(min(left, 0.5))
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush for up to ``timeout`` seconds, spool what is left, stop the publisher."""
+        if self._closed:
+            return
+        flushed = self.flush(timeout)
+        self._closed = True
+        publisher = self._publisher
+        if publisher is not None and self._pid == os.getpid():
+            publisher.stop()
+            publisher.join(max(1.0, min(timeout, 5.0)))
+            if publisher.is_alive():
+                log.error("publisher thread did not stop in time; spooling what it holds")
+        self._spool_leftovers()
+        if not flushed:
+            stats = self.stats()
+            log.warning("closed before every event was confirmed: %d spooled, %d dropped",
+                        stats["spooled"], stats["dropped"])
+        self._spool.close()
+        _live_sinks.discard(self)
+
+    def _spool_leftovers(self) -> None:
+        outbox = self._outbox
+        with outbox.lock:
+            items = outbox.take(len(outbox.items))
+        if not items:
+            return
+        try:
+            self._spool.append([(i.event.id, i.event.body) for i in items])
+        except SpoolError as exc:
+            with outbox.lock:
+                outbox.counts["dropped"] += len(items)
+                outbox.pending -= len(items)
+            log.critical("LOST %d event(s) at close: broker and spool unavailable: %s", len(items), exc)
+            return
+        with outbox.lock:
+            outbox.settle(items, "spooled")
+
+    def __enter__(self) -> EventSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(self.settings.exit_timeout_s)
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since creation (or fork): emitted, confirmed, spooled, replayed, dropped, failed..."""
+        outbox = self._outbox
+        with outbox.lock:
+            out: dict[str, Any] = dict(outbox.counts)
+            out["queued"] = len(outbox.items)
+            out["inflight"] = outbox.inflight
+            out["pending"] = outbox.pending
+            out["connected"] = outbox.connected
+        try:
+            out["spool_pending"] = self._spool.count()
+        except SpoolError:
+            out["spool_pending"] = None
+        return out
+
+    def ready(self) -> bool:
+        """True when RabbitMQ is connected or the spool can take events."""
+        if self._publisher is None or self._pid != os.getpid():
+            self._start()
+        return self._outbox.connected or self._spool.writable()
+
+
+def _time_now() -> float:
+    return time.time()
+
+
+def _close_all_at_exit() -> None:
+    for sink in list(_live_sinks):
+        if sink._pid == os.getpid():
+            try:
+                sink.close(sink.settings.exit_timeout_s)
+            except Exception:
+                log.exception("closing an EventSink at exit failed")
+
+
+atexit.register(_close_all_at_exit)
