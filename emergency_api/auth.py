@@ -1,0 +1,74 @@
+"""API-key authentication and scope checks for every ``/api/`` route.
+
+A key arrives as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. The result is cached on
+``flask.g`` so the rate limiter (which runs first) and the views check the key once per request.
+Keys are never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import current_app, g, request
+
+from .keys import ApiKey, KeyStore
+from .problems import Problem
+
+_UNSET = object()
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="eventsink", ApiKey header="X-API-Key"'}
+
+
+def key_store() -> KeyStore:
+    """The app's key store."""
+    store: KeyStore = current_app.extensions["eventsink_keys"]
+    return store
+
+
+def presented_key() -> str | None:
+    """The key the client sent, if any."""
+    key = request.headers.get("X-API-Key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def current_key() -> ApiKey | None:
+    """The authenticated key of this request, or None (computed once per request)."""
+    cached = g.get("api_key", _UNSET)
+    if cached is _UNSET:
+        presented = presented_key()
+        cached = key_store().authenticate(presented) if presented else None
+        g.api_key = cached
+    return cached
+
+
+def require_key() -> ApiKey:
+    """The authenticated key, or a 401 problem saying what is wrong."""
+    key = current_key()
+    if key is None:
+        detail = (
+            "the API key is invalid or revoked"
+            if presented_key()
+            else "send an API key as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
+        )
+        raise Problem(401, detail, headers=CHALLENGE)
+    return key
+
+
+def require_scope(key: ApiKey, types: Iterable[tuple[int, str]], what: str = "index") -> None:
+    """403 naming each ``(position, type)`` outside the key's scopes."""
+    refused = [
+        {what: pos, "field": "type", "message": f"key {key.name!r} may not post {event_type!r}"}
+        for pos, event_type in types
+        if not key.allows(event_type)
+    ]
+    if refused:
+        raise Problem(
+            403,
+            f"{len(refused)} event(s) have a type outside the scopes {list(key.scopes)} of key {key.name!r}",
+            errors=refused,
+        )

@@ -1,0 +1,107 @@
+"""``POST /api/v1/events``: one CloudEvents-style object, or a JSON array of them.
+
+A client sends at least ``type`` and ``data``; it may send ``id`` (for idempotent retries), ``time``,
+``subject``, ``userid``, ``region`` and ``source`` (appended to the key's source). ``specversion``
+and ``datacontenttype`` may be sent if they hold the only values the API writes. Any other
+top-level field is refused. A batch is all-or-nothing: if one event is invalid, none is published.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, request
+
+from sink_lib.errors import EventValidationError
+
+from .auth import require_key, require_scope
+from .ingest import api_settings, publish, sink
+from .keys import ApiKey
+from .problems import Problem
+
+bp = Blueprint("events", __name__)
+
+JSON_TYPES = frozenset({"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"})
+OPTIONAL_STRINGS = {"id": 256, "time": 64, "subject": 1024, "userid": 256, "region": 64, "source": 256}
+FIXED = {"specversion": "1.0", "datacontenttype": "application/json"}
+ALLOWED = frozenset({"type", "data", *OPTIONAL_STRINGS, *FIXED})
+_SOURCE_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/%-]+$")
+
+
+def source_of(key: ApiKey, client_source: str | None) -> str:
+    """``/api/<key name>``, with a client-given source appended as a sub-path."""
+    base = f"/api/{key.name}"
+    return f"{base}/{client_source.lstrip('/')}" if client_source else base
+
+
+def check_envelope(index: int, item: Any) -> list[dict[str, Any]]:
+    """Problems with the top-level fields of one event (the registry checks ``data``)."""
+    if not isinstance(item, dict):
+        return [{"index": index, "field": "", "message": "an event must be a JSON object"}]
+    errors = [
+        {"index": index, "field": name, "message": "unknown field; allowed: " + ", ".join(sorted(ALLOWED))}
+        for name in item
+        if name not in ALLOWED
+    ]
+    for name in ("type", "data"):
+        if name not in item:
+            errors.append({"index": index, "field": name, "message": "field required"})
+    for name, limit in OPTIONAL_STRINGS.items():
+        value = item.get(name)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+            errors.append({"index": index, "field": name, "message": f"must be a string of 1-{limit} characters"})
+    for name, fixed in FIXED.items():
+        if name in item and item[name] != fixed:
+            errors.append({"index": index, "field": name, "message": f"must be {fixed!r}"})
+    source = item.get("source")
+    if isinstance(source, str) and source and not _SOURCE_PATH.match(source):
+        errors.append({"index": index, "field": "source", "message": "must be a URI path"})
+    return errors
+
+
+def read_json_body() -> Any:
+    """The decoded JSON body, or 415/400/413 problems."""
+    if request.mimetype not in JSON_TYPES:
+        raise Problem(415, "send the events as Content-Type: application/json")
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"the body is not valid JSON: {exc}") from None
+
+
+@bp.post("/api/v1/events")
+def post_events() -> tuple[dict[str, Any], int]:
+    """Validate, scope-check and publish one event or a batch; 202 with the ids once accepted."""
+    key = require_key()
+    settings = api_settings()
+    body = read_json_body()
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise Problem(422, "the batch is empty", errors=[{"index": None, "field": "", "message": "empty"}])
+    if len(items) > settings.max_batch:
+        raise Problem(413, f"{len(items)} events in one request; the limit is {settings.max_batch}",
+                      slug="too-many-events")
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        errors.extend(check_envelope(index, item))
+    if errors:
+        raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
+    require_scope(key, ((i, item["type"]) for i, item in enumerate(items) if isinstance(item["type"], str)))
+    out = sink()
+    prepared = []
+    for index, item in enumerate(items):
+        try:
+            prepared.append(out.prepare(
+                item["type"], item["data"], source=source_of(key, item.get("source")), id=item.get("id"),
+                time=item.get("time"), subject=item.get("subject"), userid=item.get("userid"),
+                region=item.get("region"),
+            ))
+        except EventValidationError as exc:
+            errors.extend({"index": index, **err} for err in exc.errors)
+    if errors:
+        raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
+    publish(prepared, "events")
+    return {"accepted": len(prepared), "ids": [p.id for p in prepared]}, 202

@@ -1,0 +1,96 @@
+"""Serving the API with gunicorn, started programmatically by ``eventsink api``.
+
+Settings are applied in this order, later ones winning: the defaults below and ``EVENTSINK_API_BIND``,
+``_WORKERS``, ``_WORKER_CLASS``, ``_THREADS``; then ``GUNICORN_CMD_ARGS``; then the command's options
+(``--bind``, ``--workers``, ``--worker-class``, ``--threads``, ``--gunicorn-option KEY=VALUE``).
+
+Each worker process builds its own app and so its own EventSink (``preload_app`` stays off). Errors
+gunicorn answers itself before the app sees the request (request line or headers too large, malformed
+HTTP) are written as problem+json too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask
+from gunicorn import util as gunicorn_util
+from gunicorn.app.base import BaseApplication
+
+from .problems import KNOWN, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "keepalive": 5,  # seconds an idle keep-alive connection is kept (monitors and Telegraf reuse them)
+    "timeout": 60,  # longer than publish_timeout_s, so a slow confirm is answered 503 and not killed
+    "graceful_timeout": 30,
+    "limit_request_line": 4094,  # gunicorn's defaults, stated so the README matches: 414 past them
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,  # 431 past it
+    "accesslog": None,
+}
+
+
+def write_problem_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Replacement of gunicorn's HTML error page: the same status, as problem+json."""
+    slug = KNOWN.get(status_int, ("bad-request", reason))[0]
+    body = json.dumps({
+        "type": PROBLEM_TYPE_BASE + (slug if status_int in KNOWN else "http-" + str(status_int)),
+        "title": reason,
+        "status": status_int,
+        "detail": mesg if status_int < 500 else "The server could not handle the request.",
+    }).encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    gunicorn_util.write_error = write_problem_error
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    sink = app.extensions.get("eventsink_sink") if isinstance(app, Flask) else None
+    if sink is not None:
+        sink.close(timeout=10.0)
+
+
+class ApiServer(BaseApplication):
+    """gunicorn running the app built by ``factory`` in each worker."""
+
+    def __init__(self, factory: Callable[[], Flask], base: Mapping[str, Any],
+                 overrides: Mapping[str, Any]) -> None:
+        self.factory = factory
+        self.base = dict(base)
+        self.overrides = dict(overrides)
+        super().__init__()
+
+    def load_config(self) -> None:
+        hooks = {"post_fork": _post_fork, "child_exit": _child_exit, "worker_exit": _worker_exit}
+        for key, value in {**DEFAULTS, **hooks, **self.base}.items():
+            self.cfg.set(key, value)
+        env_args = self.cfg.parser().parse_args(self.cfg.get_cmd_args_from_env())
+        for key, value in vars(env_args).items():
+            if value is not None and key in self.cfg.settings:
+                self.cfg.set(key.lower(), value)
+        for key, value in self.overrides.items():
+            name = key.replace("-", "_").lower()
+            if name not in self.cfg.settings:
+                raise ValueError(f"unknown gunicorn setting {key!r}")
+            self.cfg.set(name, value)
+
+    def load(self) -> Flask:
+        return self.factory()

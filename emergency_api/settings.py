@@ -1,0 +1,74 @@
+"""Settings of the emergency API, read from ``EVENTSINK_API_*`` environment variables.
+
+Built at the edge (``eventsink api``, ``eventsink keys``, ``create_app``) and passed in. The keys file
+is ``EVENTSINK_API_KEYS_FILE``, the name DESIGN.md gives it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sink_lib.settings import build_settings
+
+API_ENV_PREFIX = "EVENTSINK_API_"
+
+
+def _default_keys_file() -> Path:
+    return Path("~/.config/eventsink/api_keys.json").expanduser()
+
+
+class ApiSettings(BaseSettings):
+    """Limits, auth and serving options of the emergency API."""
+
+    model_config = SettingsConfigDict(env_prefix=API_ENV_PREFIX, extra="ignore", validate_default=True)
+
+    keys_file: Path = Field(
+        default_factory=_default_keys_file,
+        description="JSON file of hashed API keys (EVENTSINK_API_KEYS_FILE); reloaded when it changes.",
+    )
+    max_body_bytes: int = Field(
+        4 << 20, gt=0, description="Largest request body in bytes; larger bodies get 413."
+    )
+    max_batch: int = Field(
+        1000, gt=0, description="Most events in one POST /api/v1/events."
+    )
+    max_lines: int = Field(
+        5000, gt=0, description="Most lines in one POST /api/v1/write (Telegraf sends 1000 by default)."
+    )
+    publish_timeout_s: float = Field(
+        10.0, gt=0, description="How long a request waits for its events to be confirmed or spooled."
+    )
+    retry_after_s: int = Field(
+        5, ge=1, description="Retry-After seconds sent with 503 when events could not be accepted."
+    )
+    rate_limit: str = Field(
+        "600/minute", description="Per-key request limit (Flask-Limiter syntax, ';' separates several)."
+    )
+    rate_limit_storage_uri: str = Field(
+        "memory://", description="Where rate-limit counters live: memory:// (per process) or redis://..."
+    )
+    rate_limit_enabled: bool = Field(True, description="Turn per-key rate limiting on or off.")
+    bind: str = Field("127.0.0.1:8000", description="HOST:PORT gunicorn listens on.")
+    workers: int = Field(2, gt=0, description="gunicorn worker processes.")
+    worker_class: str = Field("gthread", description="gunicorn worker class.")
+    threads: int = Field(16, gt=0, description="Threads per gunicorn worker (gthread).")
+    swagger: bool = Field(True, description="Serve the Swagger UI at /apidocs/ and the spec at /apispec.json.")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '600/minute': {exc}") from None
+        return value
+
+    @classmethod
+    def load(cls, **overrides: object) -> ApiSettings:
+        """Read the environment and raise ConfigurationError naming the bad variable."""
+        return build_settings(cls, **overrides)
