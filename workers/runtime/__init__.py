@@ -1,0 +1,35 @@
+"""The worker runtime: everything around a plugin's ``write`` (AMQP loop, batching, acks, retries,
+dead letters, metrics, signals). Plugins never import from here; the CLI and tests do.
+"""
+
+from .backoff import Backoff
+from .batcher import AckTracker, Batcher, Delivery
+from .consumer import Worker
+from .deadletter import DeadLetterPublisher, dead_letter_properties, reason_of
+from .loader import PluginInfo, build_plugin, describe_plugins, load_plugin_class
+from .metrics import WorkerMetrics
+from .policy import Outcome, Prepared, outcome, parse_body, prepare
+from .run import run_worker, stop_on_signals
+
+__all__ = [
+    "AckTracker",
+    "Backoff",
+    "Batcher",
+    "DeadLetterPublisher",
+    "Delivery",
+    "Outcome",
+    "PluginInfo",
+    "Prepared",
+    "Worker",
+    "WorkerMetrics",
+    "build_plugin",
+    "dead_letter_properties",
+    "describe_plugins",
+    "load_plugin_class",
+    "outcome",
+    "parse_body",
+    "prepare",
+    "reason_of",
+    "run_worker",
+    "stop_on_signals",
+]

@@ -1,0 +1,82 @@
+"""``run_worker``: the entry point behind ``eventsink worker run NAME``.
+
+Loads the plugin, builds its settings from the environment (the edge), serves ``/metrics`` when
+``metrics_port`` is set, turns SIGTERM/SIGINT into a graceful stop, and runs the consumer loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from sink_lib.settings import SinkSettings
+
+from ..plugin import WorkerPlugin
+from .consumer import Worker
+from .loader import build_plugin, load_plugin_class
+from .metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
+    """Set ``stop_event`` on SIGTERM and SIGINT while inside; the previous handlers come back after.
+
+    Signal handlers can only be installed from the main thread; elsewhere this does nothing and the
+    caller is expected to set the event itself.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("received %s: finishing the batch in flight, then stopping", signal.Signals(signum).name)
+        stop_event.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_worker(
+    name: str | type[WorkerPlugin],
+    sink_settings: SinkSettings,
+    *,
+    dry_run: bool = False,
+    stop_event: threading.Event | None = None,
+    registry: CollectorRegistry | None = None,
+    **settings_overrides: Any,
+) -> None:
+    """Run worker ``name`` (entry-point name, ``package.module:Class`` or a plugin class) until stopped.
+
+    Returns after a graceful stop (signal or ``stop_event``), having acked only what was written.
+    ``settings_overrides`` are passed to the plugin's settings model (values not given come from the
+    ``EVENTSINK_<NAME>_*`` environment). Raises ConfigurationError, PluginError, TopologyError or
+    BrokerError for what retrying cannot fix.
+    """
+    cls = load_plugin_class(name) if isinstance(name, str) else name
+    plugin = build_plugin(cls, **settings_overrides)
+    metrics = WorkerMetrics(plugin.name, registry)
+    stop = stop_event if stop_event is not None else threading.Event()
+    server = None
+    port = plugin.settings.metrics_port
+    if port is not None:
+        server = metrics.serve(port)
+        log.info("worker %s: metrics on :%d/metrics", plugin.name, port)
+    try:
+        with stop_on_signals(stop):
+            Worker(plugin, sink_settings, metrics=metrics, dry_run=dry_run, stop_event=stop).run()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
