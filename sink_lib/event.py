@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
-import uuid
+import time as _time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
@@ -35,9 +37,29 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_second: list[Any] = [-1, ""]
+
+
 def now_rfc3339() -> str:
-    """The current time as :func:`format_time` writes it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The current time as :func:`format_time` writes it (the seconds prefix is cached: emit's hot path)."""
+    now = _time.time()
+    sec = int(now)
+    if sec != _second[0]:
+        _second[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec))
+        _second[0] = sec
+    return f"{_second[1]}.{int((now - sec) * 1e6):06d}Z"
+
+
+def new_id() -> str:
+    """A random (version 4) UUID string.
+
+    Drawn from the ``random`` module's generator, which is seeded from os.urandom at start and
+    re-seeded in every forked child, so ids are unique across processes; they are not secrets.
+    It is about three times cheaper than ``str(uuid.uuid4())``.
+    """
+    n = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def parse_time(value: str) -> datetime:
@@ -71,7 +93,7 @@ def build_envelope(
             raise EventValidationError.single("time", f"not an RFC 3339 timestamp: {exc}", type) from None
     envelope: dict[str, Any] = {
         "specversion": SPECVERSION,
-        "id": id or str(uuid.uuid4()),
+        "id": id or new_id(),
         "source": source,
         "type": type,
         "time": stamp,
@@ -88,15 +110,37 @@ def build_envelope(
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# orjson is several times faster; passthrough options make it refuse what the stdlib refuses.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _dumps(envelope: dict[str, Any]) -> bytes:
+    if _has_nonfinite(envelope["data"]):  # orjson would write NaN/Infinity as null
+        raise ValueError("non-finite float")
+    return orjson.dumps(envelope, option=_ORJSON_OPTIONS)
+
+
+def _has_nonfinite(value: Any) -> bool:
+    for item in value.values() if type(value) is dict else value:
+        kind = type(item)
+        if kind is float:
+            if item - item != 0:
+                return True
+        elif (kind is dict or kind is list or kind is tuple) and _has_nonfinite(item):
+            return True
+    return False
 
 
 def encode(envelope: dict[str, Any], max_bytes: int) -> bytes:
     """Serialise an envelope to UTF-8 JSON, naming the field that cannot be and refusing oversize events."""
     try:
-        body = _encoder.encode(envelope).encode("utf-8")
+        body = _dumps(envelope)
     except (TypeError, ValueError):
         field, reason = _find_unserialisable(envelope, "")
-        raise EventValidationError.single(field, reason, envelope.get("type")) from None
+        raise EventValidationError.single(field or "data", reason or "not JSON-serialisable",
+                                          envelope.get("type")) from None
     if len(body) > max_bytes:
         raise EventValidationError.single(
             "data", f"event is {len(body)} bytes serialised; the limit is {max_bytes}", envelope.get("type")
@@ -121,6 +165,8 @@ def _find_unserialisable(value: Any, path: str) -> tuple[str, str]:
         return "", ""
     if isinstance(value, float) and not math.isfinite(value):
         return path, f"{value} is not a JSON number"
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return path, "integer out of the 64-bit range JSON consumers accept"
     if value is None or isinstance(value, str | int | float | bool):
         return "", ""
     return path, f"value of type {type(value).__name__} is not JSON-serialisable"

@@ -8,15 +8,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
 
 class PreparedEvent(NamedTuple):
-    """A validated, serialised event ready to publish."""
+    """A validated, serialised event ready to publish (it holds only the body, to keep queues small)."""
 
     id: str
     type: str
     body: bytes
-    envelope: dict[str, Any]
     timestamp: int
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        """The CloudEvents envelope, decoded from the body."""
+        return dict(orjson.loads(self.body))
 
 
 class Ticket:

@@ -33,7 +33,7 @@ from .errors import (
     SinkClosedError,
     SpoolError,
 )
-from .event import Event, build_envelope, encode
+from .event import build_envelope, encode
 from .outbox import Item, Outbox, PreparedEvent, Ticket
 from .publisher import Publisher
 from .registry import TypeRegistry, default_registry
@@ -92,7 +92,7 @@ class EventSink:
             subject=subject, userid=userid, region=region,
         )
         body = encode(envelope, self.settings.max_event_bytes)
-        return PreparedEvent(envelope["id"], type, body, envelope, int(_time_now()))
+        return PreparedEvent(envelope["id"], type, body, int(_time_now()))
 
     def emit(
         self,
@@ -105,15 +105,16 @@ class EventSink:
         subject: str | None = None,
         userid: str | None = None,
         region: str | None = None,
-    ) -> Event:
+    ) -> PreparedEvent:
         """Validate, enqueue and return the event at once; publishing happens in the background.
 
-        Raises EventValidationError (nothing published) or QueueFullError (see the module's policy).
+        Returns the event as sent (``.id``, ``.type``, ``.envelope``, ``.body``). Raises
+        EventValidationError (nothing published) or QueueFullError (see the module's policy).
         """
         event = self.prepare(type, data, source=source, id=id, time=time, subject=subject,
                              userid=userid, region=region)
         self._enqueue([event], None)
-        return Event.model_construct(**event.envelope)
+        return event
 
     def submit(self, events: Sequence[PreparedEvent], *, wait: float | None = None) -> None:
         """Enqueue prepared events; with ``wait``, block until each is confirmed or spooled.
