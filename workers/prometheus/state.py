@@ -133,6 +133,17 @@ class MetricState:
             return 0
         return int(self._db.execute("SELECT count(*) FROM processed").fetchone()[0])
 
+    def seen(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are remembered as processed."""
+        if self._db is None or not ids:
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self._db.execute(f"SELECT id FROM processed WHERE id IN ({marks})", chunk))
+        return found
+
     def snapshot(self) -> list[tuple[str, dict[str, str], float]]:
         """Every series as (metric, labels, value), for a scrape."""
         with self._lock:
