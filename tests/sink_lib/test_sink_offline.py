@@ -1,0 +1,129 @@
+"""EventSink without a broker: validation in the caller, the spool, and the full-queue policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sink_lib import EventSink, SinkSettings
+from sink_lib.errors import EventValidationError, QueueFullError, SinkClosedError, SpoolFullError
+from sink_lib.spool import Spool
+
+NOWHERE = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
+
+
+class StalledPublisher:
+    """Stands in for the publisher thread so the in-memory queue stays full."""
+
+    _spool_maybe = False
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def stalled(sink: EventSink) -> EventSink:
+    sink._publisher = StalledPublisher()  # type: ignore[assignment]
+    return sink
+
+
+def offline_settings(spool_dir: Path, **kw) -> SinkSettings:
+    base = {"amqp_url": NOWHERE, "exchange": "offline", "spool_dir": spool_dir, "reconnect_min_s": 30.0,
+            "reconnect_max_s": 30.0}
+    return SinkSettings(**{**base, **kw})
+
+
+def test_invalid_event_raises_in_the_caller_and_nothing_is_queued(spool_dir: Path):
+    with EventSink(settings=offline_settings(spool_dir)) as sink:
+        with pytest.raises(EventValidationError) as err:
+            sink.emit("storage.file.uploaded", {"file_id": "f1", "bytes": "ten"})
+        assert err.value.errors[0]["field"] == "data.bytes"
+        with pytest.raises(EventValidationError, match=r"data\.when"):
+            sink.emit("custom.thing", {"when": object()})
+        with pytest.raises(EventValidationError, match="userid"):
+            sink.emit("custom.thing", {}, userid=42)  # type: ignore[arg-type]
+        assert sink.stats()["emitted"] == 0
+    assert Spool(spool_dir, 1 << 20).count() == 0
+
+
+def test_strict_mode_refuses_unknown_types(spool_dir: Path):
+    with (EventSink(settings=offline_settings(spool_dir, strict_types=True)) as sink,
+          pytest.raises(EventValidationError, match="unknown event type")):
+        sink.emit("custom.thing", {})
+
+
+def test_events_go_to_the_spool_while_the_broker_is_unreachable(spool_dir: Path):
+    # Given a sink whose broker cannot be reached
+    sink = EventSink(settings=offline_settings(spool_dir))
+    ids = [sink.emit("storage.file.uploaded", {"file_id": f"f{i}", "bytes": i}).id for i in range(50)]
+    # When it is flushed, every event is on disk
+    assert sink.flush(10)
+    stats = sink.stats()
+    assert stats["spooled"] == 50 and stats["confirmed"] == 0 and stats["connected"] is False
+    sink.close(1)
+    assert [r.id for r in Spool(spool_dir, 1 << 20).claim(100)] == ids  # in emit order
+
+
+def test_emit_returns_at_once_while_the_broker_is_unreachable(spool_dir: Path):
+    with EventSink(settings=offline_settings(spool_dir)) as sink:
+        event = sink.emit("custom.thing", {"a": 1})
+        assert event.id and event.envelope["data"] == {"a": 1}
+
+
+def test_full_queue_policy_raise_refuses_loudly_and_counts(spool_dir: Path, caplog):
+    settings = offline_settings(spool_dir, max_queue=1, full_policy="raise")
+    sink = stalled(EventSink(settings=settings))
+    sink.emit("custom.thing", {})
+    with pytest.raises(QueueFullError):
+        sink.emit("custom.thing", {})
+    assert sink.stats()["failed"] == 1
+    assert "queue full" in caplog.text
+    sink.close(0.5)
+
+
+def test_full_queue_policy_spool_writes_the_overflow_to_disk(spool_dir: Path):
+    sink = stalled(EventSink(settings=offline_settings(spool_dir, max_queue=2, full_policy="spool")))
+    for i in range(5):
+        sink.emit("custom.thing", {"i": i})
+    stats = sink.stats()
+    assert stats["emitted"] == 5 and stats["queued"] == 2 and stats["spooled"] == 3
+    assert Spool(spool_dir, 1 << 20).count() == 3
+    sink.close(0.5)
+    assert Spool(spool_dir, 1 << 20).count() == 5  # close spooled the two still in memory
+
+
+def test_full_queue_and_full_spool_refuse_the_event(spool_dir: Path):
+    sink = stalled(EventSink(settings=offline_settings(spool_dir, max_queue=1, spool_max_bytes=300)))
+    sink.emit("custom.thing", {})
+    with pytest.raises(QueueFullError, match="spool"):
+        sink.emit("custom.thing", {"pad": "x" * 400})
+    assert sink.stats()["failed"] == 1
+    sink.close(0.5)
+
+
+def test_submit_with_wait_reports_a_spool_that_cannot_take_events(spool_dir: Path):
+    sink = EventSink(settings=offline_settings(spool_dir, spool_max_bytes=100))
+    big = sink.prepare("custom.thing", {"pad": "x" * 500})
+    with pytest.raises(SpoolFullError):
+        sink.submit([big], wait=10)
+    assert sink.stats()["failed"] == 1
+    sink.close(0.5)
+
+
+def test_submit_with_wait_returns_once_spooled(spool_dir: Path):
+    with EventSink(settings=offline_settings(spool_dir)) as sink:
+        events = [sink.prepare("custom.thing", {"i": i}) for i in range(10)]
+        sink.submit(events, wait=10)
+        assert sink.stats()["spooled"] == 10
+        assert sink.ready()  # the spool is writable
+
+
+def test_emit_after_close_is_an_error(spool_dir: Path):
+    sink = EventSink(settings=offline_settings(spool_dir))
+    sink.close(0.5)
+    with pytest.raises(SinkClosedError):
+        sink.emit("custom.thing", {})

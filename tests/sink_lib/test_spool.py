@@ -1,0 +1,94 @@
+"""The durable spool: order, limits, claims across processes, and recovery after a kill."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sink_lib.errors import SpoolError, SpoolFullError
+from sink_lib.spool import Spool
+
+
+def records(n: int, start: int = 0, size: int = 10) -> list[tuple[str, bytes]]:
+    return [(f"id{i}", f"{i:0{size}d}".encode()) for i in range(start, start + n)]
+
+
+def test_records_come_back_oldest_first_and_ack_removes_them(tmp_path: Path):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append(records(5))
+    spool.append(records(5, start=5))
+    got = spool.claim(7)
+    assert [r.id for r in got] == [f"id{i}" for i in range(7)]
+    spool.ack([r.seq for r in got])
+    assert [r.id for r in spool.claim(10)] == ["id7", "id8", "id9"]
+    assert spool.count() == 3
+
+
+def test_released_records_are_claimed_again_in_order(tmp_path: Path):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append(records(3))
+    first = spool.claim(3)
+    spool.release([r.seq for r in first])
+    assert [r.id for r in spool.claim(3)] == ["id0", "id1", "id2"]
+
+
+def test_records_survive_reopening(tmp_path: Path):
+    Spool(tmp_path, 1 << 20).append(records(3))
+    assert [r.body for r in Spool(tmp_path, 1 << 20).claim(10)] == [b for _, b in records(3)]
+
+
+def test_size_limit_refuses_the_whole_append_and_keeps_earlier_records(tmp_path: Path):
+    spool = Spool(tmp_path, 100)
+    spool.append(records(9))  # 90 bytes
+    with pytest.raises(SpoolFullError, match="EVENTSINK_SPOOL_MAX_BYTES"):
+        spool.append(records(2, start=9))
+    assert spool.count() == 9 and spool.size_bytes() == 90
+    spool.ack([r.seq for r in spool.claim(5)])
+    assert spool.size_bytes() == 40
+    spool.append(records(2, start=9))  # room again
+    assert spool.count() == 6
+
+
+def test_unwritable_directory_is_a_spool_error(tmp_path: Path):
+    if os.geteuid() == 0:
+        target = Path("/proc/eventsink-spool-test")  # not creatable, even for root
+    else:
+        target = tmp_path / "ro"
+        target.mkdir()
+        target.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    with pytest.raises(SpoolError):
+        Spool(target, 1 << 20).append(records(1))
+
+
+def test_claims_of_one_reader_are_invisible_to_another(tmp_path: Path):
+    a, b = Spool(tmp_path, 1 << 20), Spool(tmp_path, 1 << 20)
+    a.append(records(4))
+    got_a = a.claim(2)
+    got_b = b.claim(10)
+    assert {r.id for r in got_a}.isdisjoint({r.id for r in got_b})
+    assert len(got_a) + len(got_b) == 4
+
+
+def _claim_and_die(path: str) -> None:
+    Spool(path, 1 << 20).claim(10)
+    os._exit(0)  # no cleanup: like a kill -9
+
+
+def test_claims_of_a_dead_process_return_to_the_pool(tmp_path: Path):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append(records(3))
+    child = multiprocessing.get_context("fork").Process(target=_claim_and_die, args=(str(tmp_path),))
+    child.start()
+    child.join(30)
+    assert [r.id for r in Spool(tmp_path, 1 << 20).claim(10)] == ["id0", "id1", "id2"]
+
+
+def test_expired_claims_return_to_the_pool(tmp_path: Path):
+    a = Spool(tmp_path, 1 << 20, lease_s=0.0)
+    a.append(records(2))
+    a.claim(2)
+    assert len(Spool(tmp_path, 1 << 20, lease_s=0.0).claim(10)) == 2
