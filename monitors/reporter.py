@@ -236,9 +236,10 @@ class Reporter:
         if outcome == "retry":
             self.spool.release([r.seq for r in records])
             self._count("retries")
-            delay = max(self._backoff, _retry_after(answer) or 0.0)
+            # the API's Retry-After wins over our own backoff (capped at 10 minutes against nonsense)
+            delay = max(self._backoff, min(_retry_after(answer) or 0.0, 600.0))
             self._backoff = min(self._backoff * 2, self.settings.retry_max_s)
-            self._next_attempt = time.monotonic() + min(delay, self.settings.retry_max_s)
+            self._next_attempt = time.monotonic() + delay
             if self.last_error != detail:
                 log.warning("emergency API unavailable (%s); events kept in the spool, next try in %.1fs",
                             detail, delay)

@@ -75,7 +75,7 @@ class Scheduler:
         start = time.monotonic()
         with self._cond:
             for index, job in enumerate(self.jobs):
-                first = random.uniform(0, min(job.interval_s, self.jitter_s or job.interval_s))
+                first = random.uniform(0, min(job.interval_s, self.jitter_s))
                 self._push(start + first, "run", index)
             for index, (period, _) in enumerate(self._timers):
                 self._push(start + period, "timer", index)

@@ -28,9 +28,13 @@ class LogFollower:
         self._partial = b""
         self.rotations = 0
         self.truncations = 0
-        self._open(from_end)
+        try:
+            self._open(from_end)
+        except OSError:  # unreadable now: reported by read(), which tries again
+            self._fh = None
 
     def _open(self, at_end: bool) -> bool:
+        """Open the path (False when it does not exist; other OSErrors propagate)."""
         try:
             self._fh = open(self.path, "rb")  # noqa: SIM115 - kept open across calls on purpose
         except FileNotFoundError:
