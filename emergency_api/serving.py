@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "limit_request_fields": 100,
     "limit_request_field_size": 8190,  # 431 past it
     "accesslog": None,
+    # gunicorn >= 23's control socket has one default path per user: two servers on a host would clash
+    "control_socket_disable": True,
 }
 
 
@@ -81,7 +83,8 @@ class ApiServer(BaseApplication):
     def load_config(self) -> None:
         hooks = {"post_fork": _post_fork, "child_exit": _child_exit, "worker_exit": _worker_exit}
         for key, value in {**DEFAULTS, **hooks, **self.base}.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings this gunicorn version knows
+                self.cfg.set(key, value)
         env_args = self.cfg.parser().parse_args(self.cfg.get_cmd_args_from_env())
         for key, value in vars(env_args).items():
             if value is not None and key in self.cfg.settings:

@@ -1,0 +1,183 @@
+"""POST /api/v1/events: validation, batches, limits and the 202 promise."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from flask.testing import FlaskClient
+
+from emergency_api import ApiSettings, create_app
+from sink_lib.errors import PublishTimeout, QueueFullError, SpoolFullError
+
+from .helpers import FakeSink, assert_problem
+
+STATUS = {"type": "health.status", "data": {"service": "web", "state": "up"}}
+
+
+def post(client: FlaskClient, key: str, body: object, **kwargs: object):  # type: ignore[no-untyped-def]
+    return client.post("/api/v1/events", json=body, headers={"X-API-Key": key}, **kwargs)
+
+
+def test_one_event_is_published_with_server_filled_attributes(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str
+) -> None:
+    # When a monitor posts one event with just type and data
+    response = post(client, health_key, STATUS)
+    # Then it is answered 202 with the id it was published under
+    assert response.status_code == 202
+    assert response.get_json()["accepted"] == 1
+    [envelope] = fake_sink.envelopes
+    assert response.get_json()["ids"] == [envelope["id"]]
+    # And the server filled id, time, specversion and source (from the key's name)
+    assert uuid.UUID(envelope["id"])
+    assert envelope["specversion"] == "1.0" and envelope["time"].endswith("Z")
+    assert envelope["source"] == "/api/monitor"
+    assert envelope["data"] == STATUS["data"]
+
+
+def test_client_attributes_are_kept_and_source_is_appended(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str
+) -> None:
+    event = {**STATUS, "id": "retry-safe-1", "time": "2024-05-01T10:00:00+02:00", "subject": "svc/web",
+             "userid": "u1", "region": "us-east", "source": "/monitor/us-east", "specversion": "1.0",
+             "datacontenttype": "application/json"}
+    assert post(client, health_key, event).status_code == 202
+    [envelope] = fake_sink.envelopes
+    assert envelope["id"] == "retry-safe-1"
+    assert envelope["time"] == "2024-05-01T08:00:00.000000Z"
+    assert envelope["source"] == "/api/monitor/monitor/us-east"
+    assert (envelope["subject"], envelope["userid"], envelope["region"]) == ("svc/web", "u1", "us-east")
+
+
+def test_a_batch_is_published_in_order(client: FlaskClient, fake_sink: FakeSink, health_key: str) -> None:
+    batch = [{**STATUS, "data": {"service": f"s{i}", "state": "up"}} for i in range(20)]
+    response = post(client, health_key, batch)
+    assert response.status_code == 202
+    assert response.get_json()["ids"] == [p.id for p in fake_sink.submitted]
+    assert [e["data"]["service"] for e in fake_sink.envelopes] == [f"s{i}" for i in range(20)]
+
+
+def test_invalid_events_are_422_naming_index_and_field_and_the_batch_is_refused(
+    client: FlaskClient, fake_sink: FakeSink, any_key: str
+) -> None:
+    # Given a batch with one good event, one with bad data and one with an unknown top-level field
+    batch = [
+        STATUS,
+        {"type": "storage.file.uploaded", "data": {"file_id": "f1", "bytes": "ten"}},
+        {**STATUS, "colour": "red"},
+    ]
+    response = post(client, any_key, batch)
+    # Then the whole batch is refused, each problem named
+    problem = assert_problem(response, 422)
+    fields = {(e["index"], e["field"]) for e in problem["errors"]}
+    assert (2, "colour") in fields
+    assert fake_sink.submitted == []
+    # And once the envelope is right, the data problem is named by its path
+    problem = assert_problem(post(client, any_key, batch[:2]), 422)
+    assert [(e["index"], e["field"]) for e in problem["errors"]] == [(1, "data.bytes")]
+    assert fake_sink.submitted == []
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"data": {}}, "type"),
+        ({"type": "health.status"}, "data"),
+        ({"type": "Not A Type", "data": {}}, "type"),
+        ({"type": "x.y", "data": [1, 2]}, "data"),
+        ({"type": "x.y", "data": {}, "time": "yesterday"}, "time"),
+        ({"type": "x.y", "data": {}, "id": 42}, "id"),
+        ({"type": "x.y", "data": {}, "id": ""}, "id"),
+        ({"type": "x.y", "data": {}, "specversion": "0.3"}, "specversion"),
+        ({"type": "x.y", "data": {}, "source": "has spaces"}, "source"),
+        ({"type": "x.y", "data": {}, "traceparent": "00-abc"}, "traceparent"),
+    ],
+)
+def test_each_invalid_field_is_named(client: FlaskClient, any_key: str, event: dict, field: str) -> None:
+    problem = assert_problem(post(client, any_key, event), 422)
+    assert field in [e["field"] for e in problem["errors"]]
+    assert all(e["index"] == 0 for e in problem["errors"])
+
+
+def test_non_object_items_are_422(client: FlaskClient, any_key: str) -> None:
+    problem = assert_problem(post(client, any_key, [STATUS, "nope"]), 422)
+    assert problem["errors"][0]["index"] == 1
+    assert_problem(post(client, any_key, []), 422)
+
+
+def test_unknown_types_pass_unless_strict(keys_file, api_settings: ApiSettings, any_key: str) -> None:  # type: ignore[no-untyped-def]
+    event = {"type": "billing.invoice.paid", "data": {"amount": 3}}
+    lenient = create_app(api_settings, sink=FakeSink()).test_client()
+    assert post(lenient, any_key, event).status_code == 202
+    strict = create_app(api_settings, sink=FakeSink(strict=True)).test_client()
+    problem = assert_problem(post(strict, any_key, event), 422)
+    assert problem["errors"] == [{"index": 0, "field": "type", "message": "unknown event type 'billing.invoice.paid'"}]
+
+
+def test_malformed_json_is_400(client: FlaskClient, health_key: str) -> None:
+    response = client.post("/api/v1/events", data=b'{"type": "health.status", "data": {',
+                           content_type="application/json", headers={"X-API-Key": health_key})
+    assert "not valid JSON" in assert_problem(response, 400)["detail"]
+    response = client.post("/api/v1/events", data=b"\xff\xfe", content_type="application/json",
+                           headers={"X-API-Key": health_key})
+    assert_problem(response, 400)
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_a_wrong_content_type_is_415(client: FlaskClient, fake_sink: FakeSink, health_key: str,
+                                     content_type: str | None) -> None:
+    kwargs = {"content_type": content_type} if content_type else {}
+    response = client.post("/api/v1/events", data=json.dumps(STATUS), headers={"X-API-Key": health_key}, **kwargs)
+    assert_problem(response, 415)
+    assert fake_sink.submitted == []
+
+
+def test_cloudevents_content_types_are_accepted(client: FlaskClient, health_key: str) -> None:
+    for content_type in ("application/cloudevents+json", "application/cloudevents-batch+json"):
+        response = client.post("/api/v1/events", data=json.dumps(STATUS), content_type=content_type,
+                               headers={"X-API-Key": health_key})
+        assert response.status_code == 202
+
+
+def test_a_body_over_the_limit_is_413(client: FlaskClient, fake_sink: FakeSink, health_key: str,
+                                      api_settings: ApiSettings) -> None:
+    big = {**STATUS, "data": {"service": "x" * api_settings.max_body_bytes, "state": "up"}}
+    assert_problem(post(client, health_key, big), 413)
+    assert fake_sink.submitted == []
+
+
+def test_too_many_events_is_413(client: FlaskClient, fake_sink: FakeSink, health_key: str,
+                                api_settings: ApiSettings) -> None:
+    assert post(client, health_key, [STATUS] * api_settings.max_batch).status_code == 202
+    problem = assert_problem(post(client, health_key, [STATUS] * (api_settings.max_batch + 1)), 413)
+    assert problem["type"].endswith("/too-many-events")
+    assert len(fake_sink.submitted) == api_settings.max_batch
+
+
+@pytest.mark.parametrize("error", [PublishTimeout("slow"), SpoolFullError("full"), QueueFullError("full")])
+def test_events_that_cannot_be_confirmed_or_spooled_get_503_with_retry_after(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str, error: Exception
+) -> None:
+    fake_sink.fail_with = error
+    response = post(client, health_key, STATUS)
+    assert_problem(response, 503)
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_unknown_routes_and_methods_are_problems(client: FlaskClient) -> None:
+    assert_problem(client.get("/nothing/here"), 404)
+    response = client.get("/api/v1/events")
+    assert_problem(response, 405)
+    assert "POST" in response.headers["Allow"]
+
+
+def test_an_unexpected_error_is_a_bare_500(client: FlaskClient, fake_sink: FakeSink, health_key: str) -> None:
+    fake_sink.fail_with = RuntimeError("secret internals /etc/passwd")
+    response = post(client, health_key, STATUS)
+    problem = assert_problem(response, 500)
+    assert "secret" not in response.get_data(as_text=True)
+    assert problem["detail"] == "The server could not handle the request."
