@@ -1,0 +1,110 @@
+"""Runtime lifecycle against the real broker: dry run, destination not up at start, /metrics,
+and the worker resuming by itself after a broker restart."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import urllib.request
+
+import pytest
+
+from sink_lib.settings import SinkSettings
+from sink_lib.topology import dead_queue_name, queue_name
+from tests.support import queue_depth, start_rabbitmq, stop_rabbitmq, wait_for
+from workers.errors import RetryLater
+from workers.runtime import build_plugin, run_worker
+
+from .helpers import make_event, publish, running
+from .plugins import MemoryWorker
+
+pytestmark = pytest.mark.rabbitmq
+
+
+def memory(**overrides: object) -> MemoryWorker:
+    settings = {"batch_size": 10, "batch_timeout_s": 0.1, "backoff_min_s": 0.05, "backoff_max_s": 0.2}
+    plugin = build_plugin(MemoryWorker, **{**settings, **overrides})
+    assert isinstance(plugin, MemoryWorker)
+    return plugin
+
+
+def test_dry_run_parses_and_logs_but_writes_and_acks_nothing(
+    sink_settings: SinkSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="workers")
+    events = [make_event() for _ in range(4)]
+    publish(sink_settings, "memory", [*events, b"garbage"])
+    plugin = memory()
+    # When a dry run consumes the queue
+    with running(plugin, sink_settings, dry_run=True):
+        wait_for(lambda: any("dry run: batch of 5" in r.getMessage() for r in caplog.records), 10)
+    # Then it logged each event it would write, and wrote, acked and dead-lettered nothing
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert all(e["id"] in logged for e in events) and "would dead-letter" in logged
+    assert plugin.writes == [] and plugin.opened == 0
+    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 5, 10)
+    assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
+
+
+def test_destination_down_at_start_is_retried_before_consuming(sink_settings: SinkSettings) -> None:
+    publish(sink_settings, "memory", [make_event() for _ in range(3)])
+    plugin = memory()
+    plugin.open_failures = [RetryLater("connection refused"), OSError("no route")]
+    with running(plugin, sink_settings) as worker:
+        wait_for(lambda: len(plugin.stored) == 3, 10, what="events written once open() succeeded")
+        assert worker.metric("eventsink_worker_unexpected_errors_total") == 1
+    assert plugin.opened == 1 and plugin.closed == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_worker_serves_metrics(sink_settings: SinkSettings) -> None:
+    publish(sink_settings, "memory", [make_event() for _ in range(3)])
+    port, stop = _free_port(), threading.Event()
+    thread = threading.Thread(
+        target=run_worker, args=(MemoryWorker, sink_settings),
+        kwargs={"stop_event": stop, "metrics_port": port, "batch_timeout_s": 0.1},
+    )
+    thread.start()
+    try:
+        def scraped() -> str:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                return ""
+
+        line = 'eventsink_worker_events_processed_total{worker="memory"} 3.0'
+        wait_for(lambda: line in scraped(), 15, what="processed=3 on /metrics")
+        text = scraped()
+        assert "eventsink_worker_batch_seconds_count" in text and "eventsink_worker_lag_seconds" in text
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
+
+
+@pytest.mark.disruptive
+@pytest.mark.slow
+def test_worker_resumes_after_a_broker_restart(sink_settings: SinkSettings) -> None:
+    first = [make_event() for _ in range(5)]
+    publish(sink_settings, "memory", first)
+    plugin = memory()
+    with running(plugin, sink_settings) as worker:
+        wait_for(lambda: len(plugin.stored) == 5, 10)
+        # When the broker restarts under the worker
+        try:
+            stop_rabbitmq()
+            wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 1, 30, what="the drop noticed")
+        finally:
+            start_rabbitmq()
+        # Then it reconnects by itself and takes new events
+        second = [make_event() for _ in range(5)]
+        publish(sink_settings, "memory", second)
+        wait_for(lambda: len(plugin.stored) == 10, 60, what="events after the restart")
+    assert plugin.stored_ids() == {e["id"] for e in [*first, *second]}
+    assert plugin.opened == 1
