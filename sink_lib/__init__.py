@@ -20,7 +20,7 @@ from .errors import (
     TopologyError,
 )
 from .event import Event
-from .outbox import PreparedEvent
+from .prepared import PreparedEvent
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
 from .sink import EventSink

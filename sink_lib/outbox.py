@@ -6,23 +6,9 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import orjson
-
-
-class PreparedEvent(NamedTuple):
-    """A validated, serialised event ready to publish (it holds only the body, to keep queues small)."""
-
-    id: str
-    type: str
-    body: bytes
-    timestamp: int
-
-    @property
-    def envelope(self) -> dict[str, Any]:
-        """The CloudEvents envelope, decoded from the body."""
-        return dict(orjson.loads(self.body))
+from .prepared import PreparedEvent
 
 
 class Ticket:

@@ -27,14 +27,13 @@ from datetime import datetime
 from typing import Any
 
 from .errors import (
-    EventValidationError,
     PublishTimeout,
     QueueFullError,
     SinkClosedError,
     SpoolError,
 )
-from .event import build_envelope, encode
-from .outbox import Item, Outbox, PreparedEvent, Ticket
+from .outbox import Item, Outbox, Ticket
+from .prepared import PreparedEvent, prepare_event
 from .publisher import Publisher
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
@@ -82,17 +81,8 @@ class EventSink:
         region: str | None = None,
     ) -> PreparedEvent:
         """Validate and serialise an event; raises EventValidationError naming the bad field."""
-        self.registry.validate(type, data, strict=self.settings.strict_types)
-        for name, value in (("source", source), ("id", id), ("subject", subject), ("userid", userid),
-                            ("region", region)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise EventValidationError.single(name, "must be a non-empty string", type)
-        envelope = build_envelope(
-            type, data, source=source or self.settings.source, id=id, time=time,
-            subject=subject, userid=userid, region=region,
-        )
-        body = encode(envelope, self.settings.max_event_bytes)
-        return PreparedEvent(envelope["id"], type, body, int(_time_now()))
+        return prepare_event(self.settings, self.registry, type, data, source=source, id=id, time_=time,
+                             subject=subject, userid=userid, region=region)
 
     def emit(
         self,
@@ -278,10 +268,6 @@ class EventSink:
         if self._publisher is None or self._pid != os.getpid():
             self._start()
         return self._outbox.connected or self._spool.writable()
-
-
-def _time_now() -> float:
-    return time.time()
 
 
 def _close_all_at_exit() -> None:
