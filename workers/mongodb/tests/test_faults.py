@@ -1,0 +1,116 @@
+"""``eventsink worker run mongodb`` killed with -9 mid-batch: nothing lost, nothing stored twice.
+
+Real server only: the worker runs in its own process, and a mongomock database lives in that
+process's memory, so it would vanish with the kill and prove nothing. The test runs when
+``EVENTSINK_TEST_MONGODB_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+
+from sink_lib.event import build_envelope
+from sink_lib.settings import SinkSettings
+from sink_lib.topology import dead_queue_name, declare_exchange, declare_worker, queue_name
+from tests.support import queue_depth, wait_for
+from workers.mongodb import MongoDBSettings
+from workers.mongodb.worker import pymongo_client
+
+from .conftest import REAL_URL
+
+pytestmark = [
+    pytest.mark.rabbitmq,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not REAL_URL,
+        reason="EVENTSINK_TEST_MONGODB_URL is not set: a killed worker's mongomock data dies with it",
+    ),
+]
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def publish(settings: SinkSettings, envelopes: list[dict[str, Any]]) -> None:
+    """Declare the mongodb queue and publish the envelopes with confirms."""
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        channel = connection.channel()
+        declare_exchange(channel, settings)
+        declare_worker(channel, settings, "mongodb")
+        channel.confirm_delivery()
+        for envelope in envelopes:
+            props = pika.BasicProperties(
+                content_type="application/cloudevents+json", delivery_mode=2, message_id=envelope["id"]
+            )
+            channel.basic_publish(settings.exchange, "", json.dumps(envelope).encode(), props)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def database() -> Iterator[Any]:
+    """A fresh database on the real server, dropped afterwards."""
+    name = f"eventsink_test_{uuid.uuid4().hex[:10]}"
+    client = pymongo_client(MongoDBSettings(url=REAL_URL, server_selection_timeout_ms=5000))
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+def start_worker(settings: SinkSettings, database: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "EVENTSINK_AMQP_URL": settings.amqp_url,
+        "EVENTSINK_EXCHANGE": settings.exchange,
+        "EVENTSINK_MONGODB_URL": REAL_URL,
+        "EVENTSINK_MONGODB_DATABASE": database,
+        "EVENTSINK_MONGODB_BATCH_SIZE": "50",
+        "EVENTSINK_MONGODB_BATCH_TIMEOUT_S": "0.1",
+    }
+    script = shutil.which("eventsink")
+    command = [script] if script else [sys.executable, "-m", "sink_lib.cli"]
+    return subprocess.Popen([*command, "worker", "run", "mongodb"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+
+
+def test_kill_9_mid_batch_loses_nothing_and_stores_each_event_once(
+    sink_settings: SinkSettings, database: Any
+) -> None:
+    # Given 3,000 events queued
+    events = [build_envelope("traffic.page.viewed", {"url": f"/p{i}"}, source="/app") for i in range(3000)]
+    publish(sink_settings, events)
+
+    # When the worker is killed with SIGKILL while storing them, and a new one starts
+    first = start_worker(sink_settings, database.name)
+    second = None
+    try:
+        wait_for(lambda: database.events.estimated_document_count() >= 50, 60, 0.01, what="first documents")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert database.events.count_documents({}) < len(events), "the worker was not killed mid-stream"
+        second = start_worker(sink_settings, database.name)
+
+        # Then every event ends up stored exactly once, and nothing was dead-lettered
+        wait_for(lambda: database.events.count_documents({}) >= len(events), 120, 0.2, what="all events stored")
+        wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "mongodb")) == 0, 30, what="queue drained")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert sorted(d["_id"] for d in database.events.find({}, {"_id": 1})) == sorted(e["id"] for e in events)
+    assert queue_depth(dead_queue_name(sink_settings.exchange, "mongodb")) == 0
