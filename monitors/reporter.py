@@ -178,6 +178,8 @@ class Reporter:
         if not self.flush(timeout):
             log.warning("%d events stay in the spool %s until the next start",
                         self.spool.count(), self.spool.path)
+        stats = self.stats()
+        log.info("reporter stopped: %s", " ".join(f"{k}={v}" for k, v in stats.items() if k != "last_error"))
         self.spool.close()
 
     # -- sender --------------------------------------------------------------------------------

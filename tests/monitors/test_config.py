@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from monitors.config import MonitorSettings, load_config
 from monitors.errors import MonitorConfigError
+from monitors.targets import HttpTarget
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "monitors" / "example.toml"
 
@@ -30,7 +31,8 @@ def test_example_config_loads_with_defaults() -> None:
     assert config.region == "us-east"
     assert [t.kind for t in config.targets] == ["http", "http", "ping", "tcp", "nginx_log"]
     assert config.event_source == "/monitor/us-east"
-    assert config.targets[0].down_after == 3 and config.targets[0].method == "GET"
+    first = config.targets[0]
+    assert isinstance(first, HttpTarget) and first.down_after == 3 and first.method == "GET"
 
 
 def test_each_bad_key_is_named_by_its_path(tmp_path: Path) -> None:
@@ -105,7 +107,7 @@ def test_api_key_from_file_and_environment(tmp_path: Path) -> None:
     env = MonitorSettings(api_key=SecretStr("from-env"))
     assert load_config(write(tmp_path, base), env).key() == "from-env"
     (tmp_path / "key.txt").write_text("")
-    with pytest.raises(MonitorConfigError, match="api_key_file: .* is empty"):
+    with pytest.raises(MonitorConfigError, match=r"api_key_file: .* is empty"):
         load_config(write(tmp_path, base))
 
 

@@ -23,7 +23,7 @@ SLACK_MS = 50.0
 
 
 def probe(url: str, **options: object) -> dict:
-    target = HttpTarget(name="t", kind="http", url=url, **options)  # type: ignore[arg-type]
+    target = HttpTarget(name="t", kind="http", url=url, **options)
     result = HttpProbe(target).run()
     assert result.ok is result.data["ok"]
     return result.data
@@ -55,7 +55,9 @@ def test_head_reads_no_body(http_server: DelayServer) -> None:
     assert data["ok"] and data["status"] == 200 and data["bytes"] == 0
 
 
-def test_https_reports_tls_time_and_certificate_expiry(https_server: DelayServer, certificate: tuple[Path, Path]) -> None:
+def test_https_reports_tls_time_and_certificate_expiry(
+    https_server: DelayServer, certificate: tuple[Path, Path]
+) -> None:
     # Given a TLS server whose certificate expires in 30 days, trusted through ca_file
     data = probe(f"{https_server.base}/?delay_ms=100&size=300", ca_file=certificate[0])
     # Then the handshake has its own phase and the expiry is reported in days

@@ -13,7 +13,7 @@ def result(ok: bool, latency: float | None = 1.0, error: str | None = None) -> P
 
 
 def tracker(**options: object) -> StatusTracker:
-    return StatusTracker(TcpTarget(name="db", kind="tcp", host="h", port=1, **options))  # type: ignore[arg-type]
+    return StatusTracker(TcpTarget(name="db", kind="tcp", host="h", port=1, **options))
 
 
 def test_down_only_after_n_consecutive_failures_then_up_on_recovery() -> None:
