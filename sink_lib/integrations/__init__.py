@@ -1,0 +1,1 @@
+"""Integrations with host applications: request tracking for WSGI and Flask apps."""
