@@ -1,0 +1,37 @@
+# EventSink: one Makefile for installing, running, testing, checking and benchmarking.
+PYTHON ?= python3
+PYTEST_ARGS ?=
+
+.PHONY: install services test test-fast check bench soak run stop clean
+
+install:            ## pip install the project with every extra, plus Debian's services
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	scripts/services.sh install
+
+services:           ## start RabbitMQ and InfluxDB if they are not running
+	scripts/services.sh start
+
+test:               ## the whole suite (unit + integration against the real services)
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+test-fast:          ## unit tests only, no services needed
+	$(PYTHON) -m pytest -q -m "not rabbitmq and not influxdb and not disruptive and not slow" $(PYTEST_ARGS)
+
+check:              ## ruff and mypy
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
+
+bench:              ## benchmarks: ratios against baselines measured in the same run
+	scripts/bench.sh
+
+soak:               ## 10-minute steady-load soak of the API and workers (not in CI)
+	$(PYTHON) bench/soak.py --minutes 10
+
+run:                ## the whole system locally: services, API, workers, monitor, demo producer
+	scripts/run.sh
+
+stop:               ## stop what `make run` started
+	scripts/run.sh stop
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Install (if missing) and start the local services EventSink uses: RabbitMQ and InfluxDB 1.x.
+# Prometheus and the blackbox exporter are installed too (tests and benchmarks start their own).
+# Usage: scripts/services.sh install | start | status
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+APT_PACKAGES=(rabbitmq-server influxdb prometheus prometheus-blackbox-exporter wrk)
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+install() {
+  local missing=()
+  have rabbitmq-server || missing+=(rabbitmq-server)
+  have influxd || missing+=(influxdb)
+  have prometheus || missing+=(prometheus)
+  have prometheus-blackbox-exporter || missing+=(prometheus-blackbox-exporter)
+  have wrk || missing+=(wrk)
+  if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq 1 $((seconds * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "timed out waiting for $what" >&2
+  return 1
+}
+
+rabbitmq_up() { python3 - <<'PY'
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+except OSError:
+    sys.exit(1)
+PY
+}
+
+influxdb_up() { curl -fsS -o /dev/null "http://127.0.0.1:8086/ping"; }
+
+start() {
+  if ! rabbitmq_up; then
+    echo "starting RabbitMQ"
+    rabbitmq-server -detached || true
+    wait_for 120 "RabbitMQ on :5672" rabbitmq_up
+    rabbitmqctl await_startup >/dev/null 2>&1 || true
+  fi
+  # a node left stopped by an interrupted test run: start its application again
+  rabbitmqctl start_app >/dev/null 2>&1 || true
+  if ! influxdb_up; then
+    echo "starting InfluxDB"
+    mkdir -p /var/lib/influxdb /var/log
+    INFLUXDB_REPORTING_DISABLED=true INFLUXDB_HTTP_LOG_ENABLED=false \
+      nohup influxd -config /etc/influxdb/influxdb.conf >/var/log/influxd-eventsink.log 2>&1 &
+    wait_for 60 "InfluxDB on :8086" influxdb_up
+  fi
+  echo "RabbitMQ: up (localhost:5672)  InfluxDB: up (http://127.0.0.1:8086)"
+}
+
+status() {
+  if rabbitmq_up; then echo "RabbitMQ: up"; else echo "RabbitMQ: down"; fi
+  if influxdb_up; then echo "InfluxDB: up"; else echo "InfluxDB: down"; fi
+}
+
+case "${1:-start}" in
+  install) install ;;
+  start) install; start ;;
+  status) status ;;
+  *) echo "usage: $0 install|start|status" >&2; exit 2 ;;
+esac
