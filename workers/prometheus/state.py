@@ -47,6 +47,7 @@ class MetricState:
         self.dedupe_max_ids = dedupe_max_ids
         self._values: dict[SeriesKey, tuple[float, float]] = {}
         self._labels: dict[str, dict[str, str]] = {}
+        self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._lockfile: IO[bytes] | None = None
@@ -87,18 +88,22 @@ class MetricState:
             raise RetryLater("the prometheus worker's state is not open")
         now = time.time()
         pending: dict[SeriesKey, tuple[float, float]] = {}
-        fresh = 0
         db.execute("BEGIN IMMEDIATE")
         try:
+            known = self._seen(db, [event.id for event in batch])
+            new_ids: list[tuple[str, float]] = []
             for event in batch:
-                if not db.execute("INSERT OR IGNORE INTO processed (id, seen) VALUES (?, ?)", (event.id, now)).rowcount:
+                if event.id in known:
                     continue
-                fresh += 1
+                known.add(event.id)  # a batch holding one id twice counts it once
+                new_ids.append((event.id, now))
                 at = event.time.timestamp()
                 for update in changes(event):
-                    key = (update.metric, json.dumps(update.labels))
+                    key = (update.metric, self._label_key(update.labels))
                     old = pending.get(key) or self._values.get(key)
                     pending[key] = _combine(METRICS[update.metric].mode, old, update.value, at)
+            fresh = len(new_ids)
+            db.executemany("INSERT INTO processed (id, seen) VALUES (?, ?)", new_ids)
             db.executemany(
                 "INSERT INTO series (metric, labels, value, at) VALUES (?, ?, ?, ?) ON CONFLICT (metric, labels)"
                 " DO UPDATE SET value = excluded.value, at = excluded.at",
@@ -135,14 +140,24 @@ class MetricState:
 
     def seen(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are remembered as processed."""
-        if self._db is None or not ids:
-            return set()
+        return set() if self._db is None else self._seen(self._db, ids)
+
+    @staticmethod
+    def _seen(db: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self._db.execute(f"SELECT id FROM processed WHERE id IN ({marks})", chunk))
+            found.update(r[0] for r in db.execute(f"SELECT id FROM processed WHERE id IN ({marks})", chunk))
         return found
+
+    def _label_key(self, labels: tuple[tuple[str, str], ...]) -> str:
+        key = self._label_keys.get(labels)
+        if key is None:
+            if len(self._label_keys) > 100_000:  # bounded: label sets are few, but do not grow forever
+                self._label_keys.clear()
+            key = self._label_keys[labels] = json.dumps(labels)
+        return key
 
     def snapshot(self) -> list[tuple[str, dict[str, str], float]]:
         """Every series as (metric, labels, value), for a scrape."""
