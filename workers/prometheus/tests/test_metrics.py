@@ -29,6 +29,15 @@ def test_counts_events_by_type_and_source(make_worker: MakeWorker) -> None:
     assert value(samples, "eventsink_events_total", type="traffic.page.viewed", source="/api") == 2
 
 
+def test_unknown_types_are_counted_without_other_series(make_worker: MakeWorker) -> None:
+    worker = make_worker()
+    worker.write([event("billing.invoice.paid", {"bytes": 5, "service": "x"}, source="/billing")])
+    samples = scrape(worker.port)
+    assert samples == {
+        ("eventsink_events_total", frozenset({("type", "billing.invoice.paid"), ("source", "/billing")})): 1.0
+    }
+
+
 def test_files_and_bytes_stored_go_up_on_upload_and_down_on_delete(make_worker: MakeWorker) -> None:
     worker = make_worker()
     uploads = [event(data={"file_id": f"f{n}", "bytes": n}) for n in (10, 20, 30)]
