@@ -49,8 +49,10 @@ def check_envelope(index: int, item: Any) -> list[dict[str, Any]]:
         if name not in item:
             errors.append({"index": index, "field": name, "message": "field required"})
     for name, limit in OPTIONAL_STRINGS.items():
-        value = item.get(name)
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+        if name not in item:
+            continue
+        value = item[name]
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
             errors.append({"index": index, "field": name, "message": f"must be a string of 1-{limit} characters"})
     for name, fixed in FIXED.items():
         if name in item and item[name] != fixed:

@@ -57,6 +57,15 @@ def _post_fork(server: Any, worker: Any) -> None:
     gunicorn_util.write_error = write_problem_error
 
 
+def _post_worker_init(worker: Any) -> None:
+    # Start the sink now rather than on the first request, so events a previous (killed) process left
+    # in the spool are replayed as soon as the API is back, even if no client posts anything.
+    app = getattr(worker, "wsgi", None)
+    sink = app.extensions.get("eventsink_sink") if isinstance(app, Flask) else None
+    if sink is not None:
+        sink.ready()
+
+
 def _child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
@@ -81,7 +90,8 @@ class ApiServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        hooks = {"post_fork": _post_fork, "child_exit": _child_exit, "worker_exit": _worker_exit}
+        hooks = {"post_fork": _post_fork, "post_worker_init": _post_worker_init, "child_exit": _child_exit,
+                 "worker_exit": _worker_exit}
         for key, value in {**DEFAULTS, **hooks, **self.base}.items():
             if key in self.cfg.settings:  # settings this gunicorn version knows
                 self.cfg.set(key, value)

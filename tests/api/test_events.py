@@ -16,7 +16,7 @@ from .helpers import FakeSink, assert_problem
 STATUS = {"type": "health.status", "data": {"service": "web", "state": "up"}}
 
 
-def post(client: FlaskClient, key: str, body: object, **kwargs: object):  # type: ignore[no-untyped-def]
+def post(client: FlaskClient, key: str, body: object, **kwargs: object):
     return client.post("/api/v1/events", json=body, headers={"X-API-Key": key}, **kwargs)
 
 
@@ -107,7 +107,7 @@ def test_non_object_items_are_422(client: FlaskClient, any_key: str) -> None:
     assert_problem(post(client, any_key, []), 422)
 
 
-def test_unknown_types_pass_unless_strict(keys_file, api_settings: ApiSettings, any_key: str) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_types_pass_unless_strict(keys_file, api_settings: ApiSettings, any_key: str) -> None:
     event = {"type": "billing.invoice.paid", "data": {"amount": 3}}
     lenient = create_app(api_settings, sink=FakeSink()).test_client()
     assert post(lenient, any_key, event).status_code == 202

@@ -9,7 +9,7 @@ from emergency_api import ApiSettings
 from .helpers import FakeSink, assert_problem
 
 
-def write(client: FlaskClient, key: str, body: str, query: str = "", content_type: str = "text/plain; charset=utf-8"):  # type: ignore[no-untyped-def]
+def write(client: FlaskClient, key: str, body: str, query: str = "", content_type: str = "text/plain; charset=utf-8"):
     return client.post("/api/v1/write" + query, data=body.encode(), content_type=content_type,
                        headers={"Authorization": f"Bearer {key}"})
 

@@ -1,0 +1,109 @@
+"""``eventsink api`` under gunicorn: limits gunicorn enforces itself, settings, and real delivery."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+
+from emergency_api.keys import create_key
+from sink_lib.settings import SinkSettings
+from tests.support import RABBITMQ_URL, drain_queue
+
+from .server import ApiProcess
+
+
+def bind_queue(exchange: str) -> str:
+    """Declare the fanout exchange and a queue bound to it, as a destination would."""
+    conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange, "fanout", durable=True)
+        queue = f"{exchange}.apitest"
+        ch.queue_declare(queue, durable=True)
+        ch.queue_bind(queue, exchange)
+    finally:
+        conn.close()
+    return queue
+
+
+def api_env(tmp_path: Path, sink_settings: SinkSettings) -> dict[str, str]:
+    return {
+        "EVENTSINK_API_KEYS_FILE": str(tmp_path / "keys.json"),
+        "EVENTSINK_AMQP_URL": sink_settings.amqp_url,
+        "EVENTSINK_EXCHANGE": sink_settings.exchange,
+        "EVENTSINK_SPOOL_DIR": str(sink_settings.spool_dir),
+        "EVENTSINK_API_WORKERS": "2",
+    }
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> str:
+    return create_key(tmp_path / "keys.json", "monitor", ["health.*", "metric.*"])[1]
+
+
+@pytest.fixture
+def api(tmp_path: Path, sink_settings: SinkSettings, key: str) -> Iterator[ApiProcess]:
+    server = ApiProcess(api_env(tmp_path, sink_settings), tmp_path / "api.log",
+                        "-o", "limit_request_field_size=4096")
+    yield server
+    server.stop()
+
+
+def assert_problem(response: requests.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["status"] == status
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_gunicorn_limits_answer_problem_json(api: ApiProcess, key: str) -> None:
+    # A header past limit_request_field_size (set to 4096 by -o) is 431, as problem+json
+    assert_problem(requests.get(api.url + "/healthz", headers={"X-Big": "a" * 5000}, timeout=5), 431)
+    assert requests.get(api.url + "/healthz", headers={"X-Big": "a" * 3000}, timeout=5).status_code == 200
+    # A request line past limit_request_line is 414
+    assert_problem(requests.get(api.url + "/healthz?" + "a" * 5000, timeout=5), 414)
+    # Too many header fields is 431
+    many = {f"X-H{i}": "v" for i in range(120)}
+    assert_problem(requests.get(api.url + "/healthz", headers=many, timeout=5), 431)
+    # And the app's own limits work under gunicorn too
+    big = json.dumps({"type": "health.status", "data": {"pad": "x" * (5 << 20)}})
+    response = requests.post(api.url + "/api/v1/events", data=big, timeout=10,
+                             headers={"X-API-Key": key, "Content-Type": "application/json"})
+    assert_problem(response, 413)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_posted_events_arrive_in_a_bound_queue(api: ApiProcess, key: str, exchange: str) -> None:
+    queue = bind_queue(exchange)
+    events = [{"type": "health.status", "data": {"service": f"s{i}", "state": "up"}, "region": "eu"}
+              for i in range(5)]
+    session = requests.Session()
+    ids = []
+    for event in events:
+        response = session.post(api.url + "/api/v1/events", json=event, headers={"X-API-Key": key}, timeout=15)
+        assert response.status_code == 202, response.text
+        ids += response.json()["ids"]
+    response = session.post(api.url + "/api/v1/write", data="cpu,host=a usage=0.5 1700000000000000000",
+                            headers={"Authorization": f"Bearer {key}", "Content-Type": "text/plain"}, timeout=15)
+    assert response.status_code == 204, response.text
+
+    messages = drain_queue(queue, expect=6)
+    bodies = [json.loads(body) for _, _, body in messages]
+    assert sorted(b["id"] for b in bodies[:5] if b["type"] == "health.status") == sorted(ids)
+    first = next(b for b in bodies if b["id"] == ids[0])
+    assert first["data"] == {"service": "s0", "state": "up"}
+    assert first["source"] == "/api/monitor" and first["region"] == "eu" and first["specversion"] == "1.0"
+    props = next(p for _, p, b in messages if json.loads(b)["id"] == ids[0])
+    assert props.content_type == "application/cloudevents+json" and props.delivery_mode == 2
+    metric = next(b for b in bodies if b["type"] == "metric.cpu")
+    assert metric["data"]["fields"] == {"usage": 0.5}
+
+    text = session.get(api.url + "/metrics", timeout=5).text
+    assert 'eventsink_api_events_accepted_total{endpoint="events"} 5.0' in text
