@@ -62,23 +62,28 @@ def format_field(value: FieldValue) -> str | None:
 
 
 class Encoder:
-    """Encodes points into lines, caching the escaped text of the (few) tag pairs it has seen."""
+    """Encodes points into lines, caching the escaped text of the (few) tag sets and field keys it has seen."""
 
     def __init__(self, cache_size: int = 10_000) -> None:
-        self._tags: dict[tuple[str, str], str] = {}
+        self._heads: dict[tuple[Any, ...], str] = {}
         self._names: dict[str, str] = {}
         self._cache_size = cache_size
 
-    def tag_pair(self, key: str, value: str) -> str:
-        """``,key=value`` escaped, or an empty string when the escaped value is empty."""
-        pair = self._tags.get((key, value))
-        if pair is None:
-            escaped = escape_key(value)
-            pair = f",{escape_key(key)}={escaped}" if escaped and key else ""
-            if len(self._tags) >= self._cache_size:
-                self._tags.clear()
-            self._tags[(key, value)] = pair
-        return pair
+    def head(self, measurement: str, tags: Mapping[str, str]) -> str:
+        """``measurement,k=v,...`` with tags sorted and escaped; tags with an empty value left out."""
+        key = (measurement, *tags.items())
+        head = self._heads.get(key)
+        if head is None:
+            parts = [escape_measurement(measurement)]
+            for name in sorted(tags):
+                value = escape_key(tags[name])
+                if value and name:
+                    parts.append(f",{escape_key(name)}={value}")
+            head = "".join(parts)
+            if len(self._heads) >= self._cache_size:
+                self._heads.clear()
+            self._heads[key] = head
+        return head
 
     def name(self, text: str) -> str:
         """A field key, escaped (cached: field keys are few)."""
@@ -94,14 +99,26 @@ class Encoder:
         self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], time_ns: int
     ) -> str | None:
         """One line, or None when no field has a representable value (a line needs one)."""
-        head = [escape_measurement(measurement)]
-        for key in sorted(tags):
-            head.append(self.tag_pair(key, tags[key]))
+        names = self._names
         body = []
         for key, value in fields.items():
-            text = format_field(value)
-            if text is not None:
-                body.append(f"{self.name(key)}={text}")
+            name = names.get(key) or self.name(key)
+            kind = type(value)
+            # the common exact types inline (this is the hot loop); anything else via format_field
+            if kind is float:
+                if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+                    body.append(f"{name}={value!r}")
+            elif kind is str:
+                body.append(f'{name}="{value.translate(_STRING)}"')
+            elif kind is int:
+                if INT64_MIN <= value <= INT64_MAX:
+                    body.append(f"{name}={value}i")
+            elif kind is bool:
+                body.append(f"{name}={'true' if value else 'false'}")
+            else:
+                text = format_field(value)
+                if text is not None:
+                    body.append(f"{name}={text}")
         if not body:
             return None
-        return f"{''.join(head)} {','.join(body)} {time_ns}"
+        return f"{self.head(measurement, tags)} {','.join(body)} {time_ns}"

@@ -15,7 +15,7 @@ their hashes agree.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,8 +116,7 @@ def point_time_ns(moment: datetime, event_id: str, id_digits: int) -> int:
     if id_digits <= 0:
         return ns
     unit = 10**id_digits
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return ns - ns % unit + int.from_bytes(digest, "big") % unit
+    return ns - ns % unit + zlib.crc32(event_id.encode()) % unit
 
 
 def status_class(value: Any) -> str | None:
@@ -176,22 +175,27 @@ class Mapper:
         if self.store_userid and event.userid:
             fields["userid"] = event.userid
         data = event.data
+        tag_keys, integers, drop = m.tags, m.integers, m.drop
         for key, value in data.items():
-            if value is None or key in m.drop or not key:
+            if value is None or key in drop or not key:
                 continue
             name = "data_" + key if key in RESERVED else key
-            if key in m.tags:
-                if isinstance(value, str | int | float):
-                    tags[name] = str(value).lower() if isinstance(value, bool) else str(value)
-                continue
-            if isinstance(value, bool):
-                fields[name] = value
-            elif isinstance(value, int):
-                fields[name] = value if key in m.integers else float(value)
-            elif isinstance(value, float):
-                fields[name] = int(value) if key in m.integers and value.is_integer() else value
-            elif isinstance(value, str):
+            kind = type(value)
+            if key in tag_keys:
+                if kind is str:
+                    tags[name] = value
+                elif kind is bool:
+                    tags[name] = "true" if value else "false"
+                elif isinstance(value, int | float):
+                    tags[name] = str(value)
+            elif kind is float:
+                fields[name] = int(value) if key in integers and value.is_integer() else value
+            elif kind is str:
                 fields[name] = value[: self.max_string_length]
+            elif kind is int:
+                fields[name] = value if key in integers else float(value)
+            elif kind is bool:
+                fields[name] = value
         if m.host_from is not None:
             host = self._host(data.get(m.host_from))
             if host:

@@ -52,8 +52,17 @@ def test_values_without_representation_are_left_out(value: float) -> None:
 
 
 def test_line_sorts_tags_omits_empty_tags_and_ends_with_the_timestamp() -> None:
-    line = Encoder().line("m", {"z": "1", "a": "2", "empty": ""}, {"x": 1, "y": "s"}, 123)
-    assert line == 'm,a=2,z=1 x=1i,y="s" 123'
+    line = Encoder().line("m", {"z": "1", "a": "2", "empty": ""}, {"x": 1, "y": "s", "f": 0.5, "b": True}, 123)
+    assert line == 'm,a=2,z=1 x=1i,y="s",f=0.5,b=true 123'
+
+
+def test_the_hot_path_and_the_general_formatter_agree() -> None:
+    values: list[object] = [True, False, 0, -7, 2**63, 1.25, math.nan, math.inf, 'q"\\', ""]
+    enc = Encoder()
+    for value in values:
+        text = format_field(value)  # type: ignore[arg-type]
+        expected = None if text is None else f"m x={text} 1"
+        assert enc.line("m", {}, {"x": value}, 1) == expected
 
 
 def test_line_without_a_representable_field_is_none() -> None:
@@ -64,7 +73,7 @@ def test_tag_cache_is_bounded_and_stays_correct() -> None:
     enc = Encoder(cache_size=2)
     lines = [enc.line("m", {"t": f"v {i}"}, {"x": 1}, i) for i in range(5)]
     assert lines[4] == "m,t=v\\ 4 x=1i 4"
-    assert len(enc._tags) <= 2
+    assert len(enc._heads) <= 2
 
 
 @pytest.mark.influxdb
