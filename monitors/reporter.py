@@ -195,6 +195,9 @@ class Reporter:
                 except SpoolError as exc:
                     log.error("spool error: %s", exc)
                     self._stop.wait(1.0)
+                except Exception:  # the sender must outlive any bug in a transport
+                    log.exception("reporter: unexpected error while sending; retrying in 1 s")
+                    self._stop.wait(1.0)
 
     def _spool_queued(self, wait: float = 0.0) -> None:
         """Move queued events to the spool, waiting up to ``wait`` for the first."""
