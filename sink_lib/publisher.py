@@ -24,6 +24,7 @@ from pika.adapters.select_connection import SelectConnection
 
 from .errors import SpoolError
 from .event import CONTENT_TYPE, parse_time
+from .frames import PublishEncoder
 from .outbox import Item, Outbox, PreparedEvent
 from .settings import SinkSettings
 from .spool import Spool, SpoolRecord
@@ -78,6 +79,8 @@ class Publisher(threading.Thread):
         self._params.connection_attempts = 1
         self._params.client_properties = {"connection_name": f"eventsink publisher {settings.source}"}
         self._offline_logged = False
+        self._encoder: PublishEncoder | None = None
+        self._write: Any = None
 
     # -- thread --------------------------------------------------------------------------------
 
@@ -154,6 +157,13 @@ class Publisher(threading.Thread):
 
     def _ready(self) -> None:
         self._tag = 0
+        assert self._connection is not None
+        # Direct frame encoding (see frames.py) when pika exposes its frame writer; else basic_publish.
+        self._write = getattr(self._connection, "_output_marshaled_frames", None)
+        body_max = getattr(self._connection, "_body_max_length", None)
+        self._encoder = None
+        if self._write is not None and isinstance(body_max, int):
+            self._encoder = PublishEncoder(self._channel.channel_number, self.settings.exchange, body_max)
         self._delay = self.settings.reconnect_min_s
         if self._offline_logged:
             log.warning("connected to RabbitMQ again; replaying the spool")
@@ -198,13 +208,25 @@ class Publisher(threading.Thread):
             outbox.wake_pending = False
             items = outbox.take(room)
             outbox.inflight = len(inflight) + len(items)
+        if not items:
+            return
         try:
-            for item in items:
-                event: PreparedEvent = item.event
-                publish(exchange, "", event.body, amqp_properties(event.id, event.type, event.timestamp))
-                self._tag += 1
-                inflight[self._tag] = item
-        except pika.exceptions.AMQPError as exc:
+            if self._encoder is not None:
+                encode = self._encoder.encode
+                chunks = []
+                for item in items:
+                    event: PreparedEvent = item.event
+                    chunks.append(encode(event.id, event.type, event.timestamp, event.body))
+                    self._tag += 1
+                    inflight[self._tag] = item
+                self._write([b"".join(chunks)])
+            else:
+                for item in items:
+                    event = item.event
+                    publish(exchange, "", event.body, amqp_properties(event.id, event.type, event.timestamp))
+                    self._tag += 1
+                    inflight[self._tag] = item
+        except (pika.exceptions.AMQPError, ValueError) as exc:
             log.warning("publish failed (%r); will retry after reconnect", exc)
 
     def _pump_spool(self, room: int) -> int:
@@ -220,11 +242,18 @@ class Publisher(threading.Thread):
         publish = self._channel.basic_publish
         exchange = self.settings.exchange
         sent = 0
+        chunks = []
         for record in self._spool_buffer[:room]:
-            publish(exchange, "", record.body, record_properties(record))
+            props = record_properties(record)
+            if self._encoder is not None:
+                chunks.append(self._encoder.encode(record.id, props.type or "", props.timestamp or 0, record.body))
+            else:
+                publish(exchange, "", record.body, props)
             self._tag += 1
             self._inflight[self._tag] = record
             sent += 1
+        if chunks:
+            self._write([b"".join(chunks)])
         del self._spool_buffer[:sent]
         return room - sent
 
