@@ -2,10 +2,10 @@
 
 Per worker, configured through its settings (``EVENTSINK_<WORKER>_PRIVACY_DROP`` / ``_HASH`` / ``_KEEP``
 / ``_SECRET``). Patterns are fnmatch patterns over field paths, matched case-insensitively (so
-``data.*email*`` also catches ``data.userEmail``): ``userid`` and the other extension attributes by
-name, and ``data.<key>`` paths for the payload. ``*`` also crosses dots, so ``data.*email*`` matches
-``data.user.email``. Objects inside lists are walked with the list's own path (``data.users.email``
-for ``{"users": [{"email": ...}]}``), so a list never hides a protected field.
+``data.*email*`` also catches ``data.userEmail``): ``userid``, ``subject``, ``region`` and other
+extension attributes by name, and ``data.<key>`` paths for the payload. ``*`` also crosses dots, so
+``data.*email*`` matches ``data.user.email``. Objects inside lists are walked with the list's own
+path (``data.users.email`` for ``{"users": [{"email": ...}]}``), so a list never hides a protected field.
 
 ``keep`` wins over ``drop``, ``drop`` over ``hash``. Hashing is HMAC-SHA256 with the secret,
 hex-encoded, so the same value maps to the same pseudonym across events without revealing it; a hashed
@@ -113,7 +113,7 @@ class PrivacyFilter:
     def apply(self, event: Event) -> Event:
         """A copy of ``event`` with the rules applied."""
         update: dict[str, Any] = {"data": self._walk(event.data, "data")}
-        for name in ("userid", *(event.model_extra or {})):
+        for name in ("userid", "region", "subject", *(event.model_extra or {})):
             value = getattr(event, name, None)
             if value is None:
                 continue
