@@ -7,7 +7,6 @@ process's memory, so it would vanish with the kill and prove nothing. The test r
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 
 from sink_lib.event import build_envelope
 from sink_lib.settings import SinkSettings
-from sink_lib.topology import dead_queue_name, declare_exchange, declare_worker, queue_name
+from sink_lib.topology import dead_queue_name, queue_name
 from tests.support import queue_depth, wait_for
+from tests.workers.helpers import publish
 from workers.mongodb import MongoDBSettings
 from workers.mongodb.worker import pymongo_client
 
@@ -40,23 +39,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def publish(settings: SinkSettings, envelopes: list[dict[str, Any]]) -> None:
-    """Declare the mongodb queue and publish the envelopes with confirms."""
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    try:
-        channel = connection.channel()
-        declare_exchange(channel, settings)
-        declare_worker(channel, settings, "mongodb")
-        channel.confirm_delivery()
-        for envelope in envelopes:
-            props = pika.BasicProperties(
-                content_type="application/cloudevents+json", delivery_mode=2, message_id=envelope["id"]
-            )
-            channel.basic_publish(settings.exchange, "", json.dumps(envelope).encode(), props)
-    finally:
-        connection.close()
 
 
 @pytest.fixture
@@ -92,7 +74,7 @@ def test_kill_9_mid_batch_loses_nothing_and_stores_each_event_once(
 ) -> None:
     # Given 3,000 events queued
     events = [build_envelope("traffic.page.viewed", {"url": f"/p{i}"}, source="/app") for i in range(3000)]
-    publish(sink_settings, events)
+    publish(sink_settings, "mongodb", events)
 
     # When the worker is killed with SIGKILL while storing them, and a new one starts
     first = start_worker(sink_settings, database.name)

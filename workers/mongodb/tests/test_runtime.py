@@ -6,46 +6,28 @@ with its reason, a repeated message stored once.
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import mongomock
-import pika
 import pytest
 
 from sink_lib.event import build_envelope
 from sink_lib.settings import SinkSettings
-from sink_lib.topology import dead_queue_name, declare_exchange, declare_worker, queue_name
+from sink_lib.topology import dead_queue_name, queue_name
 from tests.support import drain_queue, queue_depth, wait_for
+from tests.workers.helpers import publish
 from workers.mongodb import MongoDBSettings, MongoDBWorker
 from workers.runtime import Worker, WorkerMetrics
 
 pytestmark = pytest.mark.rabbitmq
 
 
-def publish(settings: SinkSettings, envelopes: list[dict[str, Any]]) -> None:
-    """Declare the mongodb queue and publish the envelopes with confirms."""
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    try:
-        channel = connection.channel()
-        declare_exchange(channel, settings)
-        declare_worker(channel, settings, "mongodb")
-        channel.confirm_delivery()
-        for envelope in envelopes:
-            props = pika.BasicProperties(
-                content_type="application/cloudevents+json", delivery_mode=2, message_id=envelope["id"]
-            )
-            channel.basic_publish(settings.exchange, "", json.dumps(envelope).encode(), props)
-    finally:
-        connection.close()
-
-
 def test_stream_is_stored_and_the_unstorable_event_dead_lettered(sink_settings: SinkSettings) -> None:
     # Given 30 events, one of them published twice, and one MongoDB cannot store (a 70-bit integer)
     good = [build_envelope("traffic.page.viewed", {"url": f"/p{i}"}, source="/app") for i in range(30)]
     bad = build_envelope("storage.file.uploaded", {"file_id": "f", "bytes": 2**70}, source="/app")
-    publish(sink_settings, [*good[:10], bad, good[3], *good[10:]])
+    publish(sink_settings, "mongodb", [*good[:10], bad, good[3], *good[10:]])
 
     # When the mongodb worker drains the queue
     client: Any = mongomock.MongoClient(tz_aware=True)

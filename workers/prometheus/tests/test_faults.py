@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -11,16 +10,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pika
 import pytest
 import requests
 
 from sink_lib.event import build_envelope
 from sink_lib.settings import SinkSettings
-from sink_lib.topology import dead_queue_name, declare_exchange, declare_worker, queue_name
+from sink_lib.topology import dead_queue_name, queue_name
 from tests.support import queue_depth, wait_for
+from tests.workers.helpers import publish
 from workers.prometheus.state import MetricState
 
 from .conftest import Samples, scrape, value
@@ -28,23 +26,6 @@ from .conftest import Samples, scrape, value
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def publish(settings: SinkSettings, envelopes: list[dict[str, Any]]) -> None:
-    """Declare the prometheus queue and publish the envelopes with confirms, as sink_lib would."""
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    try:
-        channel = connection.channel()
-        declare_exchange(channel, settings)
-        declare_worker(channel, settings, "prometheus")
-        channel.confirm_delivery()
-        for envelope in envelopes:
-            props = pika.BasicProperties(
-                content_type="application/cloudevents+json", delivery_mode=2, message_id=envelope["id"]
-            )
-            channel.basic_publish(settings.exchange, "", json.dumps(envelope).encode(), props)
-    finally:
-        connection.close()
 
 
 def free_port() -> int:
@@ -125,7 +106,7 @@ def test_kill_9_mid_stream_then_restart_gives_exact_totals(
     deletes = [build_envelope("storage.file.deleted", {"file_id": f"f{i}", "bytes": 1000 + i}, source="/app")
                for i in range(0, 1000, 2)]
     stream = [e for pair in zip(uploads[::2], uploads[1::2], deletes, strict=True) for e in pair]
-    publish(sink_settings, stream)
+    publish(sink_settings, "prometheus", stream)
 
     # When the worker is killed with SIGKILL while it works through them
     first = worker_process.start()
