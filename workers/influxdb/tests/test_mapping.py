@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from sink_lib.errors import ConfigurationError
 from sink_lib.settings import build_settings
+from sink_lib.types import BUILTIN_TYPES
 from workers.influxdb import InfluxDBSettings, InfluxDBWorker, Mapper, TypeRule
 from workers.influxdb.mapping import BUILTIN, point_time_ns
 
@@ -154,3 +156,32 @@ def test_api_version_2_needs_org_bucket_and_token(monkeypatch) -> None:
 def test_secrets_do_not_show_in_the_settings_text() -> None:
     settings = InfluxDBSettings(password="hunter2", token="tok-secret")
     assert "hunter2" not in repr(settings) and "tok-secret" not in str(settings)
+
+
+def test_the_example_mapping_file_loads_and_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parent.parent / "mapping.example.toml"
+    rules = InfluxDBSettings(mapping_file=example).rules()
+    point = Mapper(rules).point(make_event(
+        "partner.check", {"partner": "acme", "endpoint": "https://api.acme.example/v1", "code": 404, "ms": 3}))
+    assert point is not None
+    assert point.tags["partner"] == "acme" and point.tags["host"] == "api.acme.example"
+    assert point.tags["status_class"] == "4xx" and point.fields["code"] == 404
+    billing = Mapper(rules).point(make_event("billing.charged", {"plan": "pro", "items": 2, "card_last4": "4242"}))
+    assert billing is not None
+    assert billing.measurement == "billing" and billing.tags["plan"] == "pro"
+    assert billing.fields["items"] == 2 and "card_last4" not in billing.fields
+
+
+@pytest.mark.parametrize("type_", sorted(BUILTIN_TYPES))
+def test_builtin_integer_fields_are_exactly_the_models_integer_fields(type_: str) -> None:
+    # a number the model declares float must never be written as an integer, nor the reverse,
+    # or InfluxDB refuses later points of the type with a field type conflict
+    model = BUILTIN_TYPES[type_]
+    declared = {name for name, f in model.model_fields.items() if int in get_args(f.annotation) or f.annotation is int}
+    assert set(BUILTIN[type_].integers) == declared
+
+
+def test_the_readme_documents_every_builtin_type() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for type_ in BUILTIN_TYPES:
+        assert f"`{type_}`" in readme, type_
