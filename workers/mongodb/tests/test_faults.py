@@ -72,8 +72,8 @@ def start_worker(settings: SinkSettings, database: str) -> subprocess.Popen[byte
 def test_kill_9_mid_batch_loses_nothing_and_stores_each_event_once(
     sink_settings: SinkSettings, database: Any
 ) -> None:
-    # Given 3,000 events queued
-    events = [build_envelope("traffic.page.viewed", {"url": f"/p{i}"}, source="/app") for i in range(3000)]
+    # Given 5,000 events queued
+    events = [build_envelope("traffic.page.viewed", {"url": f"/p{i}"}, source="/app") for i in range(5000)]
     publish(sink_settings, "mongodb", events)
 
     # When the worker is killed with SIGKILL while storing them, and a new one starts
