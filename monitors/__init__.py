@@ -12,8 +12,10 @@ from .probes import HttpProbe, LogFollower, NginxLogProbe, PingProbe, ProbeResul
 from .reporter import Reporter, ReporterSettings
 from .scheduler import Scheduler
 from .status import StatusTracker
+from .transport import Answer, Transport, TransportError
 
 __all__ = [
+    "Answer",
     "HttpProbe",
     "LogFollower",
     "Monitor",
@@ -31,6 +33,8 @@ __all__ = [
     "Scheduler",
     "StatusTracker",
     "TcpProbe",
+    "Transport",
+    "TransportError",
     "load_config",
     "make_probe",
     "parse_config",

@@ -31,54 +31,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sink_lib.errors import SpoolError, SpoolFullError
 from sink_lib.spool import Spool, SpoolRecord
 
 from .errors import ReporterError
+from .transport import Answer, RequestsTransport, Transport, TransportError
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/api/v1/events"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the API answered to one POST."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class Transport(Protocol):
-    """Posts one JSON body; raises OSError-like ``TransportError`` when the API cannot be reached."""
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
-        """POST ``body`` to ``url``."""
-        ...
-
-
-class TransportError(Exception):
-    """The API could not be reached (connection refused, reset, timeout)."""
-
-
-class RequestsTransport:
-    """The default transport: a ``requests`` session with connection reuse."""
-
-    def __init__(self) -> None:
-        import requests
-
-        self._requests = requests
-        self._session = requests.Session()
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
-        """POST with the session, turning requests' errors into TransportError."""
-        try:
-            resp = self._session.post(url, data=body, headers=headers, timeout=timeout)
-        except self._requests.RequestException as exc:
-            raise TransportError(str(exc)) from exc
-        return Answer(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content)
 
 
 @dataclass(frozen=True)

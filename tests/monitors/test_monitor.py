@@ -55,3 +55,17 @@ def test_health_tcp_is_validated_strictly() -> None:
     bad = {"target": "h:1", "ok": "yes", "dns_ms": 0.1, "connect_ms": 0.2}
     with pytest.raises(EventValidationError, match=r"data\.ok"):
         registry.validate("health.tcp", bad)
+
+
+def test_public_names_are_pinned() -> None:
+    import monitors
+
+    assert monitors.__all__ == sorted(monitors.__all__)
+    assert set(monitors.__all__) == {
+        "Answer", "HttpProbe", "LogFollower", "Monitor", "MonitorConfig", "MonitorConfigError", "MonitorError",
+        "MonitorSettings", "NginxLogProbe", "PingProbe", "ProbeError", "ProbeResult", "Reporter",
+        "ReporterError", "ReporterSettings", "Scheduler", "StatusTracker", "TcpProbe", "Transport",
+        "TransportError", "load_config",
+        "make_probe", "parse_config",
+    }
+    assert all(hasattr(monitors, name) for name in monitors.__all__)
