@@ -11,6 +11,7 @@ Declared idempotently by ``eventsink topology declare`` and by each component wh
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -154,10 +155,15 @@ def queue_status(settings: SinkSettings, workers: Iterable[str] | None = None) -
 
 def _passive(connection: pika.BlockingConnection, queue: str) -> tuple[int, int] | None:
     channel = connection.channel()
+    pika_log = logging.getLogger("pika.channel")
+    level = pika_log.level
+    pika_log.setLevel(logging.ERROR)  # a missing queue is an answer here, not a warning
     try:
         ok = channel.queue_declare(queue, passive=True)
     except pika.exceptions.ChannelClosedByBroker:
         return None
+    finally:
+        pika_log.setLevel(level)
     result = (ok.method.message_count, ok.method.consumer_count)
     channel.close()
     return result
