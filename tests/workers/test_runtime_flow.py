@@ -149,3 +149,19 @@ def test_duplicate_ids_in_a_batch_are_written_once(sink_settings: SinkSettings) 
         wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 0, 5)
         assert worker.metric("eventsink_worker_events_duplicate_total") == 1
     assert sum(ids.count(event["id"]) for ids in plugin.writes) == 1
+
+
+def test_stop_while_the_destination_is_down_returns_every_message(sink_settings: SinkSettings) -> None:
+    # Given a worker retrying a batch against a destination that is down, with more events buffered
+    events = [make_event() for _ in range(25)]
+    publish(sink_settings, "memory", events)
+    plugin = memory(backoff_min_s=0.2, backoff_max_s=0.5)
+    plugin.down = True
+    with running(plugin, sink_settings):
+        wait_for(lambda: len(plugin.writes) >= 2, 10, what="a retry")
+    # When it stops, Then every message is back in the queue and none dead-lettered; the buffered
+    # events were not tried at shutdown (every attempt was the same first batch)
+    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 25, 10)
+    assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
+    assert not plugin.stored and plugin.closed == 1
+    assert all(ids == plugin.writes[0] for ids in plugin.writes)

@@ -75,6 +75,7 @@ class Worker:
         self._dead: DeadLetterPublisher | None = None
         self._batcher = Batcher(self.batch_size, self.batch_timeout_s, clock=clock)
         self._acks = AckTracker()
+        self._destination_ok = True  # the last deliver() wrote everything
 
     @property
     def stopping(self) -> bool:
@@ -179,11 +180,15 @@ class Worker:
         self._shutdown(consumer_tag)
 
     def _shutdown(self, consumer_tag: str) -> None:
-        """Stop consuming, make one attempt at the buffered deliveries, return every unwritten one."""
+        """Stop consuming, write the buffered deliveries if the destination is up, return the rest.
+
+        Writing what is already here (one attempt, no backoff) spares those messages a redelivery,
+        which would count against the quorum delivery limit.
+        """
         channel = self._channel
         channel.basic_cancel(consumer_tag)  # pika nacks (requeues) deliveries not yet dispatched to us
-        while len(self._batcher):
-            self._process(self._batcher.take())  # stopping: one attempt each, no backoff
+        while len(self._batcher) and self._destination_ok and not self.dry_run:
+            self._process(self._batcher.take())
         if len(self._acks):
             returned = self._acks.clear()
             channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
@@ -274,6 +279,7 @@ class Worker:
                 self._dead_letter(prepared.deliveries[tag], reason)
                 settled.append(tag)
             self.metrics.rejected("rejected").inc()
+        self._destination_ok = not result.retry
         if not result.retry:
             self._destination_backoff.reset()
             self.metrics.destination_up.set(1)
