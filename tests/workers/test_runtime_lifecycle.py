@@ -108,3 +108,30 @@ def test_worker_resumes_after_a_broker_restart(sink_settings: SinkSettings) -> N
         wait_for(lambda: len(plugin.stored) == 10, 60, what="events after the restart")
     assert plugin.stored_ids() == {e["id"] for e in [*first, *second]}
     assert plugin.opened == 1
+
+
+def test_refused_credentials_stop_the_worker_without_leaking_the_password(
+    sink_settings: SinkSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sink_lib.errors import BrokerError
+
+    caplog.set_level(logging.DEBUG, logger="workers")
+    bad = sink_settings.model_copy(update={"amqp_url": "amqp://guest:s3cret-pw@localhost:5672/%2F"})
+    with pytest.raises(BrokerError, match="refused") as info:
+        run_worker(MemoryWorker, bad, stop_event=threading.Event())
+    assert "s3cret-pw" not in str(info.value)
+    assert "s3cret-pw" not in caplog.text
+
+
+def test_unreachable_broker_is_retried_until_stopped(
+    sink_settings: SinkSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="workers")
+    away = sink_settings.model_copy(
+        update={"amqp_url": "amqp://guest:hidden-pw@127.0.0.1:1/%2F", "reconnect_min_s": 0.05, "reconnect_max_s": 0.1}
+    )
+    plugin = memory()
+    with running(plugin, away) as worker:
+        wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 3, 10, what="three reconnects")
+    assert plugin.opened == 1 and plugin.closed == 1
+    assert "reconnecting" in caplog.text and "hidden-pw" not in caplog.text
