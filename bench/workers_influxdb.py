@@ -123,11 +123,11 @@ def baseline_line(body: bytes) -> str:
     return f"{ev['type'].split('.', 1)[0]},{','.join(sorted(tags))} {','.join(fields)} {ns}"
 
 
-def run_baseline(queue: str, db: str, n: int) -> float:
-    """Drain ``queue`` into database ``db``; seconds taken."""
+def run_baseline(queue: str, db: str, n: int) -> tuple[float, float]:
+    """Drain ``queue`` into database ``db``; wall seconds and CPU seconds taken."""
     influx_admin(f'CREATE DATABASE "{db}"')
     session = requests.Session()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     connection = pika.BlockingConnection(pika.URLParameters(AMQP))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
@@ -146,9 +146,9 @@ def run_baseline(queue: str, db: str, n: int) -> float:
             channel.basic_ack(batch[-1][0], multiple=True)
             done += len(batch)
             last_flush = time.monotonic()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     connection.close()
-    return elapsed
+    return elapsed, cpu
 
 
 # -- the worker ------------------------------------------------------------------------------------------
@@ -247,18 +247,26 @@ def start_worker(exchange: str, db: str, log: Any) -> tuple[subprocess.Popen[byt
     return proc, port
 
 
-def run_worker_drain(proc: subprocess.Popen[bytes], port: int, n: int, rss: list[int]) -> float:
-    """Seconds until the running worker has written ``n`` events (timed from its /metrics answering)."""
+def run_worker_drain(proc: subprocess.Popen[bytes], port: int, n: int, rss: list[int]) -> tuple[float, float]:
+    """Wall and CPU seconds until the running worker has written ``n`` events (from its /metrics answering)."""
     started = time.perf_counter()
+    ps = psutil.Process(proc.pid)
+    cpu_before = sum(ps.cpu_times()[:2])
     sampler = RssSampler(proc.pid)
     sampler.start()
     while (processed(port) or 0) < n:
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
+    cpu = sum(ps.cpu_times()[:2]) - cpu_before
     sampler.stop.set()
     sampler.join()
     rss.extend(sampler.samples)
-    return elapsed
+    return elapsed, cpu
+
+
+def record(walls: list[float], cpus: list[float], measured: tuple[float, float]) -> None:
+    walls.append(measured[0])
+    cpus.append(measured[1])
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -304,19 +312,23 @@ def main() -> None:
 
         base_s: list[float] = []
         worker_s: list[float] = []
+        base_cpu: list[float] = []
+        worker_cpu: list[float] = []
         rss: list[int] = []
+        loads = [os.getloadavg()[0]]
         print("round a: baseline, then worker ...", flush=True)
-        base_s.append(run_baseline(queue_name(exchanges["a"], "baseline"), dbs["baseline_a"], n))
+        record(base_s, base_cpu, run_baseline(queue_name(exchanges["a"], "baseline"), dbs["baseline_a"], n))
         proc, port = start_worker(exchanges["a"], dbs["worker_a"], log)
         procs.append(proc)
-        worker_s.append(run_worker_drain(proc, port, n, rss))
+        record(worker_s, worker_cpu, run_worker_drain(proc, port, n, rss))
         stop(proc)
         print("round b: worker, then baseline ...", flush=True)
         proc, port = start_worker(exchanges["b"], dbs["worker_b"], log)
         procs.append(proc)
-        worker_s.append(run_worker_drain(proc, port, n, rss))
-        base_s.append(run_baseline(queue_name(exchanges["b"], "baseline"), dbs["baseline_b"], n))
+        record(worker_s, worker_cpu, run_worker_drain(proc, port, n, rss))
+        record(base_s, base_cpu, run_baseline(queue_name(exchanges["b"], "baseline"), dbs["baseline_b"], n))
         channel.queue_delete(queue_name(exchanges["b"], "baseline"))
+        loads.append(os.getloadavg()[0])
         drain_rss = max(rss, default=0)
         stored = [int(sum(row[1] for row in influx_query(dbs[f"worker_{r}"], 'SELECT count("id") FROM /.*/')))
                   for r in "ab"]
@@ -338,6 +350,10 @@ def main() -> None:
             "ratio": round(base_total / worker_total, 3),
             "ratio_per_round": [round(b / w, 3) for b, w in zip(base_s, worker_s, strict=True)],
             "goal_ratio": 0.8,
+            "baseline_cpu_s": [round(x, 2) for x in base_cpu],
+            "worker_cpu_s": [round(x, 2) for x in worker_cpu],
+            "cpu_ratio": round(sum(base_cpu) / sum(worker_cpu), 3),
+            "load_average_1m": [round(x, 2) for x in loads],
             "worker_points_stored": stored,
             "worker_rss_mb_peak_drain": round(drain_rss / 2**20, 1),
             "worker_rss_mb_peak_latency_run": round(max(sampler.samples, default=0) / 2**20, 1),
@@ -350,6 +366,8 @@ def main() -> None:
         print(f"{'influxdb worker':28}{worker_s[0]:>10.2f}{worker_s[1]:>10.2f}{result['worker_events_per_s']:>10,}")
         print(f"ratio worker/baseline: {result['ratio']:.2f} (goal >= 0.8; per round {result['ratio_per_round']}); "
               f"points stored {stored}")
+        print(f"CPU seconds per round: baseline {result['baseline_cpu_s']}, worker {result['worker_cpu_s']}; "
+              f"CPU ratio {result['cpu_ratio']:.2f}; 1-min load average during the run {result['load_average_1m']}")
         print(f"worker RSS peak: {result['worker_rss_mb_peak_drain']} MB draining 100k, "
               f"{result['worker_rss_mb_peak_latency_run']} MB at 1,000/s")
         print(f"end-to-end latency at 1,000/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
