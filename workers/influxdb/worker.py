@@ -151,6 +151,9 @@ class InfluxDBWorker(WorkerPlugin):
         if exc.status in (401, 403):
             log.error("InfluxDB refuses the credentials (%s): fix EVENTSINK_INFLUXDB_USERNAME/_PASSWORD or "
                       "_TOKEN; events stay queued until then", exc)
+        elif "retention policy not found" in exc.message:
+            log.error("InfluxDB has no such retention policy (%s): fix EVENTSINK_INFLUXDB_RETENTION_POLICY; "
+                      "events stay queued until then", exc)
         elif exc.status is not None and exc.status != 429 and exc.status < 500:
             log.error("unexpected answer from InfluxDB (%s); events stay queued", exc)
         return RetryLater(str(exc), delay_s=exc.retry_after)

@@ -12,7 +12,7 @@ from workers.errors import RejectEvents, RetryLater
 from workers.influxdb import InfluxDBSettings, InfluxDBWorker
 from workers.influxdb.transport import V1Transport, WriteFailed
 
-from .conftest import make_event
+from .conftest import Influx, make_event
 
 
 class ScriptedInflux:
@@ -162,3 +162,43 @@ def test_events_the_mapper_cannot_handle_are_rejected_alone() -> None:
         worker.write(batch)
     assert set(caught.value.reasons) == {batch[1].id, batch[4].id}
     assert set(influx.written) == {e.id for e in batch} - {batch[1].id, batch[4].id}
+
+
+def test_a_user_who_may_not_create_the_database_can_still_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(self: V1Transport) -> None:
+        raise WriteFailed(403, "requires admin privilege")
+
+    monkeypatch.setattr(V1Transport, "create_database", refuse)
+    worker = InfluxDBWorker(InfluxDBSettings(database="metrics"))
+    with caplog.at_level(logging.ERROR):
+        worker.open()
+    worker.close()
+    assert "cannot create InfluxDB database 'metrics'" in caplog.text
+    assert "EVENTSINK_INFLUXDB_CREATE_DATABASE" in caplog.text
+
+
+def test_a_server_error_while_creating_the_database_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(self: V1Transport) -> None:
+        raise WriteFailed(503, "starting up")
+
+    monkeypatch.setattr(V1Transport, "create_database", fail)
+    worker = InfluxDBWorker(InfluxDBSettings())
+    with pytest.raises(RetryLater):
+        worker.open()
+    worker.close()
+
+
+@pytest.mark.influxdb
+def test_an_unknown_retention_policy_is_retried_with_a_loud_log(
+    influx: Influx, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = InfluxDBWorker(InfluxDBSettings(url=influx.url, database=influx.database, retention_policy="no_such_rp"))
+    worker.open()
+    try:
+        with caplog.at_level(logging.ERROR), pytest.raises(RetryLater):
+            worker.write(pings(1))
+    finally:
+        worker.close()
+    assert "EVENTSINK_INFLUXDB_RETENTION_POLICY" in caplog.text
