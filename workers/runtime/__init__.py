@@ -9,11 +9,13 @@ from .deadletter import DeadLetterPublisher, dead_letter_properties, reason_of
 from .loader import PluginInfo, build_plugin, describe_plugins, load_plugin_class
 from .metrics import WorkerMetrics
 from .policy import Outcome, Prepared, outcome, parse_body, prepare
+from .processor import BatchProcessor
 from .run import run_worker, stop_on_signals
 
 __all__ = [
     "AckTracker",
     "Backoff",
+    "BatchProcessor",
     "Batcher",
     "DeadLetterPublisher",
     "Delivery",

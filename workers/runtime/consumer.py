@@ -2,11 +2,11 @@
 
 One :class:`Worker` drains the queue ``<exchange>.<plugin.name>`` into one plugin, on a pika
 BlockingConnection: ``basic_consume`` fills a :class:`~.batcher.Batcher` while
-``process_data_events(time_limit)`` runs, and each ready batch goes through :func:`~.policy.prepare`,
-``plugin.deliver`` and :func:`~.policy.outcome`. Deliveries are acked (``multiple`` where possible)
-only once written, dead-lettered or skipped; a batch the destination cannot take stays unacked in
-memory and is retried after a backoff, so a destination outage never counts against the quorum
-delivery limit.
+``process_data_events(time_limit)`` runs, and each ready batch goes to the
+:class:`~.processor.BatchProcessor` (parse, ``plugin.deliver``, outcome). Deliveries are acked
+(``multiple`` where possible) only once written, dead-lettered or skipped; a batch the destination
+cannot take stays unacked in memory and is retried after a backoff, so a destination outage never
+counts against the quorum delivery limit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import pika
@@ -31,7 +30,7 @@ from .backoff import Backoff
 from .batcher import AckTracker, Batcher, Delivery
 from .deadletter import DeadLetterPublisher
 from .metrics import WorkerMetrics
-from .policy import Prepared, outcome, prepare
+from .processor import BatchProcessor
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,10 @@ class Worker:
         self._dead: DeadLetterPublisher | None = None
         self._batcher = Batcher(self.batch_size, self.batch_timeout_s, clock=clock)
         self._acks = AckTracker()
-        self._destination_ok = True  # the last deliver() wrote everything
+        self._processor = BatchProcessor(
+            plugin, self.metrics, self._destination_backoff, ack=self._ack, dead_letter=self._dead_letter,
+            wait=self._wait, dry_run=dry_run, clock=clock,
+        )
 
     @property
     def stopping(self) -> bool:
@@ -173,7 +175,7 @@ class Worker:
             left = self._batcher.time_left()
             connection.process_data_events(time_limit=POLL_S if left is None else min(left, POLL_S))
             if self._batcher.ready():
-                self._process(self._batcher.take())
+                self._processor.process(self._batcher.take())
             if self._clock() >= next_depth:
                 next_depth = self._clock() + DEPTH_EVERY_S
                 self.metrics.queue_messages.set(channel.queue_declare(self.queue, passive=True).method.message_count)
@@ -187,8 +189,8 @@ class Worker:
         """
         channel = self._channel
         channel.basic_cancel(consumer_tag)  # pika nacks (requeues) deliveries not yet dispatched to us
-        while len(self._batcher) and self._destination_ok and not self.dry_run:
-            self._process(self._batcher.take())
+        while len(self._batcher) and self._processor.destination_ok and not self.dry_run:
+            self._processor.process(self._batcher.take())
         if len(self._acks):
             returned = self._acks.clear()
             channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
@@ -226,84 +228,6 @@ class Worker:
         for tag, multiple in self._acks.settle(tags):
             self._channel.basic_ack(delivery_tag=tag, multiple=multiple)
 
-    def _process(self, batch: list[Delivery]) -> None:
-        prepared = prepare(batch, self.plugin.takes)
-        if self.dry_run:
-            self._log_dry_run(prepared)
-            return
-        if prepared.duplicates:
-            self.metrics.duplicates.inc(prepared.duplicates)
-        settled = list(prepared.skipped)
-        if prepared.skipped:
-            self.metrics.skipped.inc(len(prepared.skipped))
-        for delivery, reason in prepared.malformed:
-            log.warning("worker %s: dead-lettering message %d: %s", self.name, delivery.tag, reason)
-            self._dead_letter(delivery, reason)
-            settled.append(delivery.tag)
-            self.metrics.rejected("malformed").inc()
-        pending = list(prepared.events)
-        while pending:
-            written, retry, delay = self._attempt(prepared, pending)
-            settled.extend(written)
-            if not retry:
-                break
-            self._ack(settled)
-            settled = []
-            if not self._wait(delay):
-                return  # stopping: the unwritten rest is returned by _shutdown
-            pending = [event_id for event_id in pending if event_id in retry]
-        self._ack(settled)
-
-    def _attempt(self, prepared: Prepared, pending: list[str]) -> tuple[list[int], set[str], float]:
-        """One ``deliver`` of ``pending``: the tags settled, the ids to retry, and the delay before."""
-        events = [prepared.events[event_id] for event_id in pending]
-        started = self._clock()
-        error: BaseException | None = None
-        try:
-            self.plugin.deliver(events)
-        except Exception as exc:
-            error = exc
-        self.metrics.batch_seconds.observe(self._clock() - started)
-        result = outcome(pending, error)
-        if result.unexpected:
-            self.metrics.errors.inc()
-            log.error("worker %s: deliver() raised unexpectedly; retrying the batch", self.name, exc_info=error)
-        settled = prepared.tags_of(result.written)
-        if result.written:
-            self.metrics.processed.inc(len(result.written))
-            oldest = min(prepared.events[i].time for i in result.written)
-            self.metrics.lag_seconds.set((datetime.now(UTC) - oldest).total_seconds())
-        for event_id, reason in result.rejected.items():
-            log.warning("worker %s: destination rejected event %s: %s", self.name, event_id, reason)
-            for tag in prepared.tags.get(event_id, ()):
-                self._dead_letter(prepared.deliveries[tag], reason)
-                settled.append(tag)
-            self.metrics.rejected("rejected").inc()
-        self._destination_ok = not result.retry
-        if not result.retry:
-            self._destination_backoff.reset()
-            self.metrics.destination_up.set(1)
-            return settled, set(), 0.0
-        self.metrics.retried.inc(len(result.retry))
-        self.metrics.destination_up.set(0)
-        delay = self._destination_backoff.next_delay(result.delay_s)
-        log.warning(
-            "worker %s: %d event(s) not written (%s); retrying in %.1fs",
-            self.name, len(result.retry), result.reason, delay,
-        )
-        return settled, result.retry, delay
-
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         assert self._dead is not None
         self._dead.publish(delivery, reason)
-
-    def _log_dry_run(self, prepared: Prepared) -> None:
-        for event in prepared.events.values():
-            log.info("dry run: would write %s %s %s", event.id, event.type, event.time.isoformat())
-        for delivery, reason in prepared.malformed:
-            log.info("dry run: would dead-letter message %d: %s", delivery.tag, reason)
-        log.info(
-            "dry run: batch of %d: %d to write, %d skipped, %d duplicate, %d malformed (nothing acked)",
-            len(prepared.deliveries), len(prepared.events), len(prepared.skipped), prepared.duplicates,
-            len(prepared.malformed),
-        )

@@ -1,0 +1,129 @@
+"""Delivering one batch: parse, hand to the plugin, act on the outcome, retry what must be retried.
+
+The :class:`BatchProcessor` knows nothing about AMQP: the consumer gives it three callables (ack
+these tags, dead-letter this delivery, wait while servicing the connection), which keeps the
+per-batch policy in one place and testable with fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from ..plugin import WorkerPlugin
+from .backoff import Backoff
+from .batcher import Delivery
+from .metrics import WorkerMetrics
+from .policy import Prepared, outcome, prepare
+
+log = logging.getLogger(__name__)
+
+
+class BatchProcessor:
+    """Runs batches through ``plugin.deliver`` with the runtime's ack, dead-letter and retry policy.
+
+    ``ack(tags)`` settles deliveries; ``dead_letter(delivery, reason)`` must return only once the
+    dead letter is safely stored; ``wait(seconds)`` returns False when the worker is stopping.
+    """
+
+    def __init__(
+        self,
+        plugin: WorkerPlugin,
+        metrics: WorkerMetrics,
+        backoff: Backoff,
+        *,
+        ack: Callable[[Iterable[int]], None],
+        dead_letter: Callable[[Delivery, str], None],
+        wait: Callable[[float], bool],
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plugin, self.metrics, self.backoff = plugin, metrics, backoff
+        self.name = plugin.name
+        self._ack, self._dead_letter, self._wait = ack, dead_letter, wait
+        self.dry_run = dry_run
+        self._clock = clock
+        self.destination_ok = True  # the last deliver() wrote everything it was given
+
+    def process(self, batch: list[Delivery]) -> None:
+        """Deliver ``batch``; returns once every delivery is settled, or early when stopping."""
+        prepared = prepare(batch, self.plugin.takes)
+        if self.dry_run:
+            self._log_dry_run(prepared)
+            return
+        if prepared.duplicates:
+            self.metrics.duplicates.inc(prepared.duplicates)
+        settled = list(prepared.skipped)
+        if prepared.skipped:
+            self.metrics.skipped.inc(len(prepared.skipped))
+        for delivery, reason in prepared.malformed:
+            log.warning("worker %s: dead-lettering message %d: %s", self.name, delivery.tag, reason)
+            self._dead_letter(delivery, reason)
+            settled.append(delivery.tag)
+            self.metrics.rejected("malformed").inc()
+        pending = list(prepared.events)
+        while pending:
+            written, retry, delay = self._attempt(prepared, pending)
+            settled.extend(written)
+            if not retry:
+                break
+            if settled:
+                self._ack(settled)
+                settled = []
+            if not self._wait(delay):
+                return  # stopping: the consumer returns the unwritten rest to the queue
+            pending = [event_id for event_id in pending if event_id in retry]
+        if settled:
+            self._ack(settled)
+
+    def _attempt(self, prepared: Prepared, pending: list[str]) -> tuple[list[int], set[str], float]:
+        """One ``deliver`` of ``pending``: the tags settled, the ids to retry, and the delay before."""
+        events = [prepared.events[event_id] for event_id in pending]
+        started = self._clock()
+        error: BaseException | None = None
+        try:
+            self.plugin.deliver(events)
+        except Exception as exc:
+            error = exc
+        self.metrics.batch_seconds.observe(self._clock() - started)
+        result = outcome(pending, error)
+        if result.unexpected:
+            self.metrics.errors.inc()
+            log.error("worker %s: deliver() raised unexpectedly; retrying the batch", self.name, exc_info=error)
+        settled = prepared.tags_of(result.written)
+        if result.written:
+            self.metrics.processed.inc(len(result.written))
+            oldest = min(prepared.events[i].time for i in result.written)
+            self.metrics.lag_seconds.set((datetime.now(UTC) - oldest).total_seconds())
+        for event_id, reason in result.rejected.items():
+            log.warning("worker %s: destination rejected event %s: %s", self.name, event_id, reason)
+            for tag in prepared.tags.get(event_id, ()):
+                self._dead_letter(prepared.deliveries[tag], reason)
+                settled.append(tag)
+            self.metrics.rejected("rejected").inc()
+        self.destination_ok = not result.retry
+        if not result.retry:
+            self.backoff.reset()
+            self.metrics.destination_up.set(1)
+            return settled, set(), 0.0
+        self.metrics.retried.inc(len(result.retry))
+        self.metrics.destination_up.set(0)
+        delay = self.backoff.next_delay(result.delay_s)
+        log.warning(
+            "worker %s: %d event(s) not written (%s); retrying in %.1fs",
+            self.name, len(result.retry), result.reason, delay,
+        )
+        return settled, result.retry, delay
+
+    def _log_dry_run(self, prepared: Prepared) -> None:
+        for event in prepared.events.values():
+            log.info("dry run: would write %s %s %s", event.id, event.type, event.time.isoformat())
+        for delivery, reason in prepared.malformed:
+            log.info("dry run: would dead-letter message %d: %s", delivery.tag, reason)
+        log.info(
+            "dry run: batch of %d: %d to write, %d skipped, %d duplicate, %d malformed (nothing acked)",
+            len(prepared.deliveries), len(prepared.events), len(prepared.skipped), prepared.duplicates,
+            len(prepared.malformed),
+        )
