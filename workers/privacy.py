@@ -70,6 +70,7 @@ class PrivacyFilter:
         self.drop, self.hash, self.keep, self._secret = tuple(drop), tuple(hash_), tuple(keep), secret
         self._keep_re, self._drop_re, self._hash_re = _compile(keep), _compile(drop), _compile(hash_)
         self._actions: dict[str, str] = {}
+        self._pseudonyms: dict[str, str] = {}  # user ids repeat a lot; HMAC each one once
 
     @classmethod
     def from_settings(cls, settings: Any) -> PrivacyFilter | None:
@@ -108,7 +109,14 @@ class PrivacyFilter:
         """HMAC-SHA256 of the value's text, hex."""
         if self._secret is None:
             raise ConfigurationError("no privacy secret is configured, so values cannot be hashed")
-        return hmac.new(self._secret, str(value).encode(), hashlib.sha256).hexdigest()
+        text = str(value)
+        found = self._pseudonyms.get(text)
+        if found is None:
+            found = hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
+            if len(self._pseudonyms) >= _CACHE_LIMIT:
+                self._pseudonyms.clear()
+            self._pseudonyms[text] = found
+        return found
 
     def apply(self, event: Event) -> Event:
         """A copy of ``event`` with the rules applied."""

@@ -103,3 +103,17 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def new_session(url: str) -> requests.Session:
+    """A keep-alive session whose proxy and CA settings come from the environment once, here.
+
+    requests otherwise re-reads the proxy environment on every request, which costs more than the
+    request itself against a nearby endpoint.
+    """
+    session = requests.Session()
+    resolved = session.merge_environment_settings(url, {}, None, None, None)
+    session.trust_env = False
+    session.proxies.update(resolved.get("proxies") or {})
+    session.verify = resolved.get("verify", True)
+    return session

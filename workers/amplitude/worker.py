@@ -6,13 +6,13 @@ report otherwise; see the README for why it calls the API itself instead of the 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import ClassVar
 
+import orjson
 import requests
 
 from sink_lib.errors import ConfigurationError
@@ -22,7 +22,7 @@ from workers.plugin import WorkerPlugin
 
 from .mapping import Outgoing, Unsendable, to_amplitude
 from .settings import ENV_PREFIX, AmplitudeSettings
-from .transport import Answer, post, request_body
+from .transport import Answer, new_session, post, request_body
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class AmplitudeWorker(WorkerPlugin):
 
     def open(self) -> None:
         """Create the HTTP session (connections are opened on the first request)."""
-        self._session = requests.Session()
+        self._session = new_session(self.settings.url)
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -108,7 +108,7 @@ class AmplitudeWorker(WorkerPlugin):
                 self.throttled += 1
                 outcome.retry_later([(item, b"")], "Amplitude throttles this user/device", wait)
                 continue
-            items.append((item, json.dumps(item.body, ensure_ascii=False, separators=(",", ":")).encode()))
+            items.append((item, orjson.dumps(item.body)))
         if items:
             self._send(self._chunks(items, outcome), outcome)
         outcome.raise_if_needed()
@@ -145,7 +145,7 @@ class AmplitudeWorker(WorkerPlugin):
 
     def _send(self, pending: deque[list[_Item]], outcome: _Outcome) -> None:
         """Post every chunk; each answer other than 200 shrinks what is left, so this ends."""
-        session = self._session or requests.Session()
+        session = self._session or new_session(self.settings.url)
         self._session = session
         while pending:
             chunk = pending.popleft()

@@ -63,13 +63,20 @@ class Mapper:
         secret = settings.privacy_secret
         self._key = secret.get_secret_value().encode() if secret else settings.measurement_id.encode()
         self._names: dict[str, str] = {}
+        self._client_ids: dict[str, str] = {}
 
     def client_id_for(self, userid: str) -> str:
         """The deterministic GA client id of a user id."""
-        digest = hmac.new(self._key, userid.encode(), hashlib.sha256).digest()
-        high = int.from_bytes(digest[:4], "big") % 10**10
-        low = int.from_bytes(digest[4:8], "big") % 10**10
-        return f"{high:010d}.{low:010d}"
+        found = self._client_ids.get(userid)
+        if found is None:
+            digest = hmac.new(self._key, userid.encode(), hashlib.sha256).digest()
+            high = int.from_bytes(digest[:4], "big") % 10**10
+            low = int.from_bytes(digest[4:8], "big") % 10**10
+            found = f"{high:010d}.{low:010d}"
+            if len(self._client_ids) >= 4096:
+                self._client_ids.clear()
+            self._client_ids[userid] = found
+        return found
 
     def event_name(self, type_: str) -> str:
         """GA4 event name of one of our types; raises Unsendable when GA would refuse it."""

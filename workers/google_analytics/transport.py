@@ -7,13 +7,13 @@ answers ``{"validationMessages": [{"fieldPath", "description", "validationCode"}
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import requests
 
 from . import limits
@@ -41,7 +41,7 @@ class Answer:
 
 
 def _encode(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(value)
 
 
 def build_requests(items: Sequence[Outgoing]) -> tuple[list[Request], dict[str, str]]:
@@ -123,3 +123,17 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def new_session(url: str) -> requests.Session:
+    """A keep-alive session whose proxy and CA settings come from the environment once, here.
+
+    requests otherwise re-reads the proxy environment on every request, which costs more than the
+    request itself against a nearby endpoint.
+    """
+    session = requests.Session()
+    resolved = session.merge_environment_settings(url, {}, None, None, None)
+    session.trust_env = False
+    session.proxies.update(resolved.get("proxies") or {})
+    session.verify = resolved.get("verify", True)
+    return session

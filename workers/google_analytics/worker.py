@@ -17,7 +17,7 @@ from workers.plugin import WorkerPlugin
 
 from .mapping import Mapper, Outgoing, Unsendable
 from .settings import GoogleAnalyticsSettings
-from .transport import Answer, Request, build_requests, post
+from .transport import Answer, Request, build_requests, new_session, post
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class GoogleAnalyticsWorker(WorkerPlugin):
     def _send(self, request: Request) -> Answer:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = new_session(self.settings.collect_url)
             self._sessions.append(session)
         return post(session, self.settings.collect_url, self._params, request, self.settings.timeout_s,
                     self.settings.validate_only)
