@@ -144,7 +144,7 @@ def baseline_rate(kind: str, url: str, events: list[Event]) -> float:
     for start in range(0, len(events), BATCH):
         batch = events[start:start + BATCH]
         if kind == "amplitude":
-            body = {"api_key": "bench", "events": [
+            body: dict[str, Any] = {"api_key": "bench", "events": [
                 {"event_type": e.type, "user_id": e.userid, "time": int(e.time.timestamp() * 1000),
                  "insert_id": e.id, "event_properties": e.data} for e in batch]}
             session.post(f"{url}/2/httpapi", data=json.dumps(body), headers=headers).raise_for_status()
@@ -154,7 +154,7 @@ def baseline_rate(kind: str, url: str, events: list[Event]) -> float:
             groups[e.userid].append(e)
         for user, members in groups.items():
             for at in range(0, len(members), 25):
-                body = {"client_id": user, "events": [
+                body = {"client_id": str(user), "events": [
                     {"name": e.type.replace(".", "_"), "params": e.data} for e in members[at:at + 25]]}
                 session.post(f"{url}/mp/collect", params={"measurement_id": "G", "api_secret": "s"},
                              data=json.dumps(body), headers=headers).raise_for_status()
