@@ -37,7 +37,7 @@ class Workers:
         self.settings, self.store = settings, store
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, **plugin_env: object) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, stderr: Path | None = None, **plugin_env: object) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -46,7 +46,8 @@ class Workers:
             "EVENTSINK_FILESTORE_PATH": str(self.store),
             **{f"EVENTSINK_FILESTORE_{k.upper()}": str(v) for k, v in plugin_env.items()},
         }
-        proc = subprocess.Popen([*_command(), "worker", "run", SPEC], env=env, cwd=ROOT, stderr=subprocess.PIPE)
+        err = stderr.open("wb") if stderr else subprocess.PIPE
+        proc = subprocess.Popen([*_command(), "worker", "run", SPEC, *args], env=env, cwd=ROOT, stderr=err)
         self.procs.append(proc)
         return proc
 
@@ -114,3 +115,19 @@ def test_unknown_worker_exits_with_the_installed_names(sink_settings: SinkSettin
     )
     assert result.returncode == 1
     assert "unknown worker 'nosuch'" in result.stderr and "discard" in result.stderr
+
+
+def test_dry_run_logs_and_returns_everything(sink_settings: SinkSettings, workers: Workers, tmp_path: Path) -> None:
+    # Given 10 events, When `worker run --dry-run` consumes them and is stopped
+    events = [make_event() for _ in range(10)]
+    publish(sink_settings, "filestore", events)
+    log = tmp_path / "stderr.log"
+    proc = workers.start("--dry-run", stderr=log, batch_size=10)
+    wait_for(lambda: "dry run: batch of 10" in log.read_text(), 30, what="the dry-run batch logged")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    # Then it logged each event, wrote nothing (not even opened the store), and every event is back
+    text = log.read_text()
+    assert all(e["id"] in text for e in events)
+    assert not workers.store.exists()
+    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "filestore")) == 10, 10)
