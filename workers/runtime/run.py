@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 def stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
     """Set ``stop_event`` on SIGTERM and SIGINT while inside; the previous handlers come back after.
 
+    A second signal exits at once (``SystemExit``): nothing unwritten was acked, so whatever was in
+    flight is redelivered.
+
     Signal handlers can only be installed from the main thread; elsewhere this does nothing and the
     caller is expected to set the event itself.
     """
@@ -37,7 +40,12 @@ def stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
         return
 
     def handler(signum: int, _frame: Any) -> None:
-        log.info("received %s: finishing the batch in flight, then stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop_event.is_set():
+            # a second signal: the operator will not wait; unacked messages go back to the queue
+            log.warning("received %s again: exiting now without finishing the batch", name)
+            raise SystemExit(128 + signum)
+        log.info("received %s: finishing the batch in flight, then stopping", name)
         stop_event.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
