@@ -135,3 +135,15 @@ def read_store(path: Path) -> tuple[list[str], int]:
         return ids, attempts
     finally:
         db.close()
+
+
+class PoisonWorker(MemoryWorker):
+    """A memory worker whose type check crashes on events with ``data.poison``, taking the worker down."""
+
+    name = "memory"
+
+    def takes(self, event: Event) -> bool:
+        """Crash on poison (as a plugin bug would), take everything else."""
+        if event.data.get("poison"):
+            raise RuntimeError("plugin bug triggered by this event")
+        return super().takes(event)

@@ -135,3 +135,34 @@ def test_unreachable_broker_is_retried_until_stopped(
         wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 3, 10, what="three reconnects")
     assert plugin.opened == 1 and plugin.closed == 1
     assert "reconnecting" in caplog.text and "hidden-pw" not in caplog.text
+
+
+@pytest.mark.slow
+def test_poison_message_that_crashes_the_worker_ends_in_the_dead_letter_queue(
+    sink_settings: SinkSettings,
+) -> None:
+    from workers.runtime.deadqueue import list_dead
+
+    from .helpers import RunningWorker
+    from .plugins import PoisonWorker
+
+    # Given an event that makes the worker crash every time it is delivered
+    poison = make_event(file_id="p", bytes=1, poison=True)
+    publish(sink_settings, "memory", [poison])
+    # When the worker is restarted after each crash (as a supervisor would)
+    crashes = 0
+    for _ in range(sink_settings.delivery_limit + 2):
+        if queue_depth(dead_queue_name(sink_settings.exchange, "memory")):
+            break
+        plugin = build_plugin(PoisonWorker, batch_timeout_s=0.05)
+        handle = RunningWorker(plugin, sink_settings)
+        handle.thread.start()
+        handle.thread.join(20)
+        assert isinstance(handle.error, RuntimeError)
+        crashes += 1
+        wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory"))
+                 + queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 1, 10)
+    # Then after the quorum delivery limit the broker dead-letters it, and `dead list` says why
+    (letter,) = list_dead(sink_settings, "memory")
+    assert letter.id == poison["id"] and "delivery_limit" in letter.reason
+    assert crashes > sink_settings.delivery_limit
