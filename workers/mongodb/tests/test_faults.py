@@ -1,8 +1,8 @@
 """``eventsink worker run mongodb`` killed with -9 mid-batch: nothing lost, nothing stored twice.
 
-Real server only: the worker runs in its own process, and a mongomock database lives in that
-process's memory, so it would vanish with the kill and prove nothing. The test runs when
-``EVENTSINK_TEST_MONGODB_URL`` is set.
+Server only (``EVENTSINK_TEST_MONGODB_URL``, or the nx-27017 stand-in: see conftest): the worker runs
+in its own process, and a mongomock database lives in that process's memory, so it would vanish with
+the kill and prove nothing.
 """
 
 from __future__ import annotations
@@ -27,25 +27,16 @@ from tests.workers.helpers import publish
 from workers.mongodb import MongoDBSettings
 from workers.mongodb.worker import pymongo_client
 
-from .conftest import REAL_URL
-
-pytestmark = [
-    pytest.mark.rabbitmq,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not REAL_URL,
-        reason="EVENTSINK_TEST_MONGODB_URL is not set: a killed worker's mongomock data dies with it",
-    ),
-]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def database() -> Iterator[Any]:
-    """A fresh database on the real server, dropped afterwards."""
+def database(mongodb_url: str) -> Iterator[Any]:
+    """A fresh database on the server, dropped afterwards."""
     name = f"eventsink_test_{uuid.uuid4().hex[:10]}"
-    client = pymongo_client(MongoDBSettings(url=REAL_URL, server_selection_timeout_ms=5000))
+    client = pymongo_client(MongoDBSettings(url=mongodb_url, server_selection_timeout_ms=5000))
     try:
         yield client[name]
     finally:
@@ -53,13 +44,13 @@ def database() -> Iterator[Any]:
         client.close()
 
 
-def start_worker(settings: SinkSettings, database: str) -> subprocess.Popen[bytes]:
+def start_worker(settings: SinkSettings, url: str, database: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "EVENTSINK_AMQP_URL": settings.amqp_url,
         "EVENTSINK_EXCHANGE": settings.exchange,
-        "EVENTSINK_MONGODB_URL": REAL_URL,
+        "EVENTSINK_MONGODB_URL": url,
         "EVENTSINK_MONGODB_DATABASE": database,
         "EVENTSINK_MONGODB_BATCH_SIZE": "50",
         "EVENTSINK_MONGODB_BATCH_TIMEOUT_S": "0.1",
@@ -70,21 +61,21 @@ def start_worker(settings: SinkSettings, database: str) -> subprocess.Popen[byte
 
 
 def test_kill_9_mid_batch_loses_nothing_and_stores_each_event_once(
-    sink_settings: SinkSettings, database: Any
+    sink_settings: SinkSettings, mongodb_url: str, database: Any
 ) -> None:
     # Given 5,000 events queued
     events = [build_envelope("traffic.page.viewed", {"url": f"/p{i}"}, source="/app") for i in range(5000)]
     publish(sink_settings, "mongodb", events)
 
     # When the worker is killed with SIGKILL while storing them, and a new one starts
-    first = start_worker(sink_settings, database.name)
+    first = start_worker(sink_settings, mongodb_url, database.name)
     second = None
     try:
         wait_for(lambda: database.events.estimated_document_count() >= 50, 60, 0.01, what="first documents")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         assert database.events.count_documents({}) < len(events), "the worker was not killed mid-stream"
-        second = start_worker(sink_settings, database.name)
+        second = start_worker(sink_settings, mongodb_url, database.name)
 
         # Then every event ends up stored exactly once, and nothing was dead-lettered
         wait_for(lambda: database.events.count_documents({}) >= len(events), 120, 0.2, what="all events stored")
