@@ -5,7 +5,8 @@ baseline is a pika BlockingConnection consumer with the same prefetch that does 
 batch with ``multiple``: the ceiling for a pika consumer on this machine. The runtime additionally
 parses every body into an Event, checks its type, de-duplicates ids and updates metrics: what a
 plugin gets for free. Rounds alternate baseline and runtime; the best of each is compared. Time runs
-from the consumer's start (connection included) to the last ack.
+from the consumer's start (connection included) to the last ack. CPU seconds of this process over
+the same span are reported too: on a shared, loaded machine they are steadier than wall time.
 
 The prefill is published on a confirm-mode channel through pika's asynchronous adapter with a window
 of outstanding confirms, so it is fast and every message is known to be in the queue.
@@ -14,6 +15,7 @@ of outstanding confirms, so it is fast and every message is known to be in the q
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -157,15 +159,19 @@ def main() -> None:
     declare_worker(connection.channel(), settings, WORKER)
     connection.close()
     baseline_s, runtime_s, prefill_s = [], [], []
+    baseline_cpu, runtime_cpu = [], []
     try:
         for round_ in range(args.rounds):
             # alternate which goes first, so a drift in the shared machine's load hits both alike
             for which in ("baseline", "runtime") if round_ % 2 == 0 else ("runtime", "baseline"):
                 prefill_s.append(prefill(settings, payloads))
+                cpu = time.process_time()
                 if which == "baseline":
                     baseline_s.append(drain_baseline(settings, args.events, prefetch, args.batch))
+                    baseline_cpu.append(time.process_time() - cpu)
                     continue
                 elapsed, written = drain_runtime(settings, args.events, args.batch)
+                runtime_cpu.append(time.process_time() - cpu)
                 if written < args.events:
                     raise RuntimeError(f"runtime stopped after {written} of {args.events} events")
                 runtime_s.append(elapsed)
@@ -178,12 +184,19 @@ def main() -> None:
         "runtime_s": [round(s, 2) for s in runtime_s], "baseline_events_per_s": round(base_rate),
         "runtime_events_per_s": round(run_rate), "ratio": round(run_rate / base_rate, 3),
         "prefill_events_per_s": round(args.events / min(prefill_s)),
+        "baseline_cpu_us_per_event": round(min(baseline_cpu) / args.events * 1e6, 1),
+        "runtime_cpu_us_per_event": round(min(runtime_cpu) / args.events * 1e6, 1),
+        "cpu_ratio": round(min(baseline_cpu) / min(runtime_cpu), 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
-    print(f"{'consumer':<28}{'events/s':>12}{'best s':>10}")
-    print(f"{'pika, ack only (baseline)':<28}{base_rate:>12,.0f}{min(baseline_s):>10.2f}")
-    print(f"{'runtime + discard plugin':<28}{run_rate:>12,.0f}{min(runtime_s):>10.2f}")
-    print(f"ratio runtime/baseline: {result['ratio']:.3f}   (events of {len(payloads[0])} bytes, "
-          f"prefill {result['prefill_events_per_s']:,}/s)")
+    print(f"{'consumer':<28}{'events/s':>12}{'best s':>10}{'CPU us/event':>14}")
+    print(f"{'pika, ack only (baseline)':<28}{base_rate:>12,.0f}{min(baseline_s):>10.2f}"
+          f"{result['baseline_cpu_us_per_event']:>14}")
+    print(f"{'runtime + discard plugin':<28}{run_rate:>12,.0f}{min(runtime_s):>10.2f}"
+          f"{result['runtime_cpu_us_per_event']:>14}")
+    print(f"ratio runtime/baseline: {result['ratio']:.3f} wall, {result['cpu_ratio']:.3f} CPU   (events of "
+          f"{len(payloads[0])} bytes, prefill {result['prefill_events_per_s']:,}/s, "
+          f"load {result['load_average_1m']})")
     print(f"written to {write_result('workers_runtime', result)}")
 
 
