@@ -166,3 +166,30 @@ def test_poison_message_that_crashes_the_worker_ends_in_the_dead_letter_queue(
     (letter,) = list_dead(sink_settings, "memory")
     assert letter.id == poison["id"] and "delivery_limit" in letter.reason
     assert crashes > sink_settings.delivery_limit
+
+
+def test_worker_redeclares_its_queue_when_it_is_deleted_under_it(sink_settings: SinkSettings) -> None:
+    import pika
+
+    publish(sink_settings, "memory", [make_event()])
+    plugin = memory()
+    with running(plugin, sink_settings) as worker:
+        wait_for(lambda: len(plugin.stored) == 1, 10)
+        # When an operator deletes the queue while the worker consumes it
+        connection = pika.BlockingConnection(pika.URLParameters(sink_settings.amqp_url))
+        connection.channel().queue_delete(queue_name(sink_settings.exchange, "memory"))
+        connection.close()
+        wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 1, 10, what="the cancel noticed")
+        # Then the worker declares it again and events published afterwards are written
+        later = make_event()
+        wait_for(lambda: _exists(sink_settings, queue_name(sink_settings.exchange, "memory")), 10)
+        publish(sink_settings, "memory", [later])
+        wait_for(lambda: later["id"] in plugin.stored_ids(), 10, what="the later event written")
+
+
+def _exists(settings: SinkSettings, queue: str) -> bool:
+    try:
+        queue_depth(queue)
+    except Exception:
+        return False
+    return True

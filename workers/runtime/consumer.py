@@ -163,6 +163,8 @@ class Worker:
         self._channel = channel
         self._batcher.clear()
         self._acks = AckTracker()
+        cancelled: list[Any] = []
+        channel.add_on_cancel_callback(cancelled.append)  # queue deleted, or its leader moved
         consumer_tag = channel.basic_consume(self.queue, self._on_message, auto_ack=False)
         self._broker_backoff.reset()
         log.info(
@@ -176,6 +178,8 @@ class Worker:
             connection.process_data_events(time_limit=POLL_S if left is None else min(left, POLL_S))
             if self._batcher.ready():
                 self._processor.process(self._batcher.take())
+            if cancelled:
+                raise BrokerError(f"the broker cancelled the consumer of {self.queue}; reconnecting")
             if self._clock() >= next_depth:
                 next_depth = self._clock() + DEPTH_EVERY_S
                 self.metrics.queue_messages.set(channel.queue_declare(self.queue, passive=True).method.message_count)
