@@ -9,13 +9,14 @@ the next one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -103,8 +104,7 @@ class Spool:
         with self._lock:
             db = self._db()
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _transaction(db):
                     used = db.execute("SELECT value FROM meta WHERE key='bytes'").fetchone()[0]
                     if used + size > self.max_bytes:
                         raise SpoolFullError(
@@ -116,10 +116,6 @@ class Spool:
                         [(eid, body, len(body), now) for eid, body in records],
                     )
                     db.execute("UPDATE meta SET value = value + ? WHERE key='bytes'", (size,))
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise _wrap(exc, f"cannot write to spool {self.path}") from exc
 
@@ -131,8 +127,7 @@ class Spool:
             db = self._db()
             try:
                 self._free_stale(db)
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _transaction(db):
                     rows = db.execute(
                         "SELECT seq, id, body FROM events WHERE owner IS NULL ORDER BY seq LIMIT ?", (limit,)
                     ).fetchall()
@@ -141,10 +136,6 @@ class Spool:
                             "UPDATE events SET owner=?, claimed_at=? WHERE seq=?",
                             [(self._owner, time.time(), row[0]) for row in rows],
                         )
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise _wrap(exc, f"cannot read spool {self.path}") from exc
         return [SpoolRecord(seq, eid, bytes(body)) for seq, eid, body in rows]
@@ -163,8 +154,7 @@ class Spool:
         with self._lock:
             db = self._db()
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _transaction(db):
                     if delete:
                         size = 0
                         for chunk in _chunks(seqs, 500):
@@ -178,10 +168,6 @@ class Spool:
                         db.executemany(
                             "UPDATE events SET owner=NULL, claimed_at=NULL WHERE seq=?", [(s,) for s in seqs]
                         )
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise _wrap(exc, f"cannot update spool {self.path}") from exc
 
@@ -221,6 +207,20 @@ class Spool:
             return self.size_bytes() < self.max_bytes and os.access(self.path, os.W_OK)
         except SpoolError:
             return False
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT; on error roll back if SQLite has not already (it does on a full disk)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
 
 
 def _alive(pid: int) -> bool:
