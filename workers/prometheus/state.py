@@ -111,7 +111,8 @@ class MetricState:
             )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT may have rolled back already
+                db.execute("ROLLBACK")
             raise
         with self._lock:
             self._values.update(pending)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,11 +12,13 @@ import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from workers.errors import RetryLater
 from workers.prometheus import PrometheusSettings, PrometheusWorker
+from workers.prometheus.mapping import Update, updates
 
 from .conftest import event, scrape, value
 
@@ -175,3 +178,35 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.port == 9108
     assert settings.state_path.name == "prometheus-state.sqlite3"
     assert os.fspath(settings.state_path).endswith(os.path.join("eventsink", "prometheus", "prometheus-state.sqlite3"))
+
+
+def test_a_failed_batch_changes_nothing(make_worker: MakeWorker) -> None:
+    # Given a batch whose third event fails while being applied
+    worker = make_worker()
+    batch = [event(data={"file_id": f"f{i}", "bytes": 10}) for i in range(5)]
+
+    def failing(ev: Any) -> list[Update]:
+        if ev.id == batch[2].id:
+            raise sqlite3.OperationalError("disk I/O error")
+        return updates(ev)
+
+    # When it is applied, Then nothing of it is counted or remembered
+    with pytest.raises(sqlite3.OperationalError):
+        worker.state.apply(batch, failing)
+    assert worker.state.seen([e.id for e in batch]) == set()
+    assert value(scrape(worker.port), "eventsink_files_stored") is None
+
+    # And the whole batch counts once when it is retried
+    worker.write(batch)
+    assert value(scrape(worker.port), "eventsink_files_stored") == 5
+
+
+def test_state_file_errors_are_retried_later(make_worker: MakeWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = make_worker()
+
+    def full(*args: Any) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(worker.state, "apply", full)
+    with pytest.raises(RetryLater, match="disk is full"):
+        worker.write([event()])
