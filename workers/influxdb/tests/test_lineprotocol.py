@@ -23,7 +23,8 @@ def test_keys_and_tag_values_escape_commas_equals_and_spaces() -> None:
 def test_backslashes_and_line_breaks_in_names_are_replaced() -> None:
     # a trailing backslash or one before an escaped character cannot be parsed by InfluxDB
     assert escape_key("C:\\dir\\") == "C:/dir/"
-    assert escape_key("two\nlines\tand\rtab") == "two lines and tab"
+    assert escape_key("two\nlines\tand\rtab") == "two\\ lines\\ and\\ tab"
+    assert escape_measurement("a\nb") == "a\\ b"
 
 
 @pytest.mark.parametrize(
