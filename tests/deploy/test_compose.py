@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from click.testing import CliRunner
 
 from monitors.config import load_config
 from sink_lib.cli import main as cli
+from tests.support import IN_CI
 
 from .compose import (
     COMPOSE_FILE,
@@ -322,3 +325,14 @@ def test_grafana_mounts_the_provisioning_and_the_dashboards_where_the_provider_l
     binds = {dst: (ROOT / src).resolve() for src, dst in mounts(SERVICES["grafana"]) if is_bind(src)}
     assert binds["/etc/grafana/provisioning"] == (ROOT / "grafana" / "provisioning").resolve()
     assert binds[provider["providers"][0]["options"]["path"]] == (ROOT / "grafana" / "dashboards").resolve()
+
+
+def test_prometheus_config_passes_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if IN_CI:
+            pytest.fail("promtool (Debian package prometheus) is required in CI")
+        pytest.skip("promtool is not installed")
+    result = subprocess.run([promtool, "check", "config", "--syntax-only", str(PROMETHEUS_CONFIG)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
