@@ -29,6 +29,12 @@ def _dash(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _quiet_pika() -> None:
+    """Keep pika's own tracebacks out of the output: our errors and warnings already say what failed."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+
 @click.group()
 def worker() -> None:
     """List and run worker plugins."""
@@ -62,6 +68,8 @@ def worker_run(name: str, dry_run: bool, log_level: str) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("workers").setLevel(log_level.upper())
+    if log_level != "debug":
+        _quiet_pika()
     settings = load_settings()
     try:
         run_worker(name, settings, dry_run=dry_run)
@@ -74,6 +82,7 @@ def worker_run(name: str, dry_run: bool, log_level: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(workers: tuple[str, ...], as_json: bool) -> None:
     """Per worker queue: messages ready, consumers, dead letters ('-' where a queue is not declared)."""
+    _quiet_pika()
     settings = load_settings()
     try:
         rows = queue_status(settings, list(workers) or installed_workers())
@@ -97,6 +106,7 @@ def dead() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def dead_list(worker_name: str, limit: int, as_json: bool) -> None:
     """Show dead letters of WORKER (id, type, reason, failed-at); they stay in the queue."""
+    _quiet_pika()
     settings = load_settings()
     try:
         letters = list_dead(settings, worker_name, limit)
@@ -116,6 +126,7 @@ def dead_list(worker_name: str, limit: int, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Replay at most this many.")
 def dead_replay(worker_name: str, type_pattern: str | None, ids: tuple[str, ...], limit: int | None) -> None:
     """Move dead letters of WORKER back to its live queue; those not matching the filters stay."""
+    _quiet_pika()
     settings = load_settings()
     try:
         result = replay_dead(settings, worker_name, type_pattern=type_pattern, ids=ids, limit=limit)
