@@ -248,3 +248,21 @@ def test_replay_drops_the_dead_letter_headers() -> None:
         "x-eventsink-reason": "r", "x-eventsink-worker": "w", "x-eventsink-failed-at": "t", "x-death": [], "keep": 1,
     }))
     assert props.headers == {"keep": 1} and props.message_id == "e"
+
+
+def test_plugin_with_missing_dependencies_is_listed_unavailable_with_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from workers.runtime import describe_plugins, loader
+
+    ghost = EntryPoint(name="ghost", value="no_such_module_xyz.plugin:Ghost", group="eventsink.workers")
+    discard = EntryPoint(name="discard", value="workers.discard:DiscardWorker", group="eventsink.workers")
+    monkeypatch.setattr(loader, "_entry_points", lambda: {"ghost": ghost, "discard": discard})
+    info = {p.name: p for p in describe_plugins()}
+    assert info["discard"].available and info["discard"].description.startswith("Counts and drops")
+    assert not info["ghost"].available
+    assert "no_such_module_xyz" in info["ghost"].problem and "eventsink[ghost]" in info["ghost"].problem
+    with pytest.raises(PluginError, match=r"eventsink\[ghost\]"):
+        load_plugin_class("ghost")
