@@ -2,7 +2,8 @@
 
 - ``name``: the configured mapping (``traffic.page.viewed`` -> ``page_view`` ...), else the type with
   dots and dashes as underscores.
-- ``client_id``: ``data.<client_id_field>`` when the app sends one; else derived from ``userid`` (after
+- ``client_id``: ``data.<client_id_field>`` when the app sends one (a raw ``_ga`` cookie value
+  ``GA1.1.<n>.<t>`` is reduced to ``<n>.<t>``); else derived from ``userid`` (after
   the privacy rules, so a pseudonym by default): HMAC-SHA256 keyed with the privacy secret (or, without
   one, the measurement id), its first 8 bytes read as two numbers and written ``"<10 digits>.<10 digits>"``,
   the shape of a gtag.js client id. The same user always gets the same client id.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,9 @@ from sink_lib.event import Event
 
 from . import limits
 from .settings import GoogleAnalyticsSettings
+
+# the value of a ``_ga`` cookie ("GA1.1.<random>.<timestamp>"): the client id is its last two parts
+_GA_COOKIE = re.compile(r"^GA\d+\.\d+\.(\d+\.\d+)$")
 
 
 class Unsendable(Exception):
@@ -95,6 +100,8 @@ class Mapper:
         data = event.data
         name = self.event_name(event.type)
         client_id = data.get(settings.client_id_field)
+        if isinstance(client_id, str) and (cookie := _GA_COOKIE.match(client_id)):
+            client_id = cookie.group(1)
         if not isinstance(client_id, str) or not client_id:
             if not event.userid:
                 raise Unsendable(f"no {settings.client_id_field} in data and no userid", skip=True)

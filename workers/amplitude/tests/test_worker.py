@@ -86,6 +86,18 @@ def test_unmapped_types_keep_their_name_and_batches_respect_the_event_limit(
     assert sorted(script.accepted) == sorted(e.id for e in batch)
 
 
+def test_requests_respect_the_byte_limit_and_oversize_events_are_refused(amplitude: RecordingServer,
+                                                                          script: Script) -> None:
+    plugin = AmplitudeWorker(settings(amplitude, max_request_bytes=2_000))
+    batch = [event(data={"note": "n" * 300, "i": i}) for i in range(12)]
+    huge = event(data={"note": "n" * 1000, "more": "m" * 1000})
+    with pytest.raises(RejectEvents) as caught:
+        plugin.write([*batch, huge])
+    assert set(caught.value.reasons) == {huge.id}
+    assert all(len(r.body) <= 2_000 for r in amplitude.requests) and len(amplitude.requests) > 1
+    assert sorted(script.accepted) == sorted(e.id for e in batch)
+
+
 def test_413_splits_the_request_until_it_fits(worker: AmplitudeWorker, amplitude: RecordingServer,
                                               script: Script) -> None:
     # Given an Amplitude that takes at most 3 events per request

@@ -80,6 +80,11 @@ def test_client_id_from_data_wins_and_names_default_from_the_type(worker: Google
                                            "meta_tags": '["a","b"]', "public": "true", "event_id": ev.id}
 
 
+def test_a_ga_cookie_value_becomes_its_client_id(worker: GoogleAnalyticsWorker, ga4: RecordingServer) -> None:
+    worker.write([event(data={"url": "https://x/", "client_id": "GA1.1.1234567890.1700000000"})])
+    assert ga4.requests[0].json()["client_id"] == "1234567890.1700000000"
+
+
 def test_the_same_user_always_gets_the_same_client_id(ga4: RecordingServer) -> None:
     first, second = GoogleAnalyticsWorker(settings(ga4)), GoogleAnalyticsWorker(settings(ga4))
     assert first.mapper.client_id_for("u-1") == second.mapper.client_id_for("u-1")
