@@ -54,6 +54,8 @@ start() {
   fi
   # a node left stopped by an interrupted test run: start its application again
   rabbitmqctl start_app >/dev/null 2>&1 || true
+  # per-queue depth, consumers and dead letters for Prometheus/Grafana on :15692 (online, idempotent)
+  rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
   if ! influxdb_up; then
     echo "starting InfluxDB"
     mkdir -p /var/lib/influxdb /var/log
