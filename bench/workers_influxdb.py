@@ -368,7 +368,7 @@ def main() -> None:
               f"points stored {stored}")
         print(f"CPU seconds per round: baseline {result['baseline_cpu_s']}, worker {result['worker_cpu_s']}; "
               f"CPU ratio {result['cpu_ratio']:.2f}; 1-min load average during the run {result['load_average_1m']}")
-        print(f"worker RSS peak: {result['worker_rss_mb_peak_drain']} MB draining 100k, "
+        print(f"worker RSS peak: {result['worker_rss_mb_peak_drain']} MB draining {n:,} events, "
               f"{result['worker_rss_mb_peak_latency_run']} MB at 1,000/s")
         print(f"end-to-end latency at 1,000/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
               f"({lat['visible']}/{lat['events']} visible)")
@@ -376,20 +376,35 @@ def main() -> None:
     finally:
         for proc in procs:
             stop(proc)
-        for exchange in exchanges.values():
-            for queue in ("influxdb", "baseline"):
-                for name in (queue_name(exchange, queue), queue_name(exchange, queue) + ".dead"):
-                    try:
-                        channel.queue_delete(name)
-                    except pika.exceptions.AMQPError:
-                        channel = admin.channel()
-            channel.exchange_delete(exchange)
-            channel.exchange_delete(exchange + ".dead")
-        admin.close()
-        for db in dbs.values():
-            influx_admin(f'DROP DATABASE "{db}"')
         log.close()
+        if admin.is_open:
+            admin.close()
+        cleanup(list(exchanges.values()), list(dbs.values()))
 
+
+def cleanup(exchanges: list[str], dbs: list[str]) -> None:
+    """Delete the run's queues, exchanges and databases (on a fresh connection: the broker may have restarted)."""
+    for attempt in range(30):
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+            channel = connection.channel()
+            for exchange in exchanges:
+                for worker in ("influxdb", "baseline"):
+                    channel.queue_delete(queue_name(exchange, worker))
+                    channel.queue_delete(queue_name(exchange, worker) + ".dead")
+                channel.exchange_delete(exchange)
+                channel.exchange_delete(exchange + ".dead")
+            connection.close()
+            break
+        except pika.exceptions.AMQPError:
+            if attempt == 29:
+                print(f"could not delete the queues of {exchanges}: delete them by hand", file=sys.stderr)
+            time.sleep(2)
+    for db in dbs:
+        try:
+            influx_admin(f'DROP DATABASE "{db}"')
+        except requests.RequestException:
+            print(f"could not drop database {db}: drop it by hand", file=sys.stderr)
 
 if __name__ == "__main__":
     main()
