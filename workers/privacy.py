@@ -65,7 +65,8 @@ class PrivacyFilter:
         if hash_ and not secret:
             raise ConfigurationError(
                 f"privacy_hash is set ({', '.join(hash_)}) but the hash key is empty: set {secret_variable} "
-                "to a long random string, or clear the _PRIVACY_HASH patterns"
+                f"to a long random string, or set {secret_variable.replace('_SECRET', '_HASH')}='[]' to send "
+                "those fields unhashed"
             )
         self.drop, self.hash, self.keep, self._secret = tuple(drop), tuple(hash_), tuple(keep), secret
         self._keep_re, self._drop_re, self._hash_re = _compile(keep), _compile(drop), _compile(hash_)

@@ -52,7 +52,10 @@ class _Outcome:
 
 
 class AmplitudeWorker(WorkerPlugin):
-    """Amplitude destination: maps events (see :mod:`.mapping`) and honours the API's answers."""
+    """Sends user-activity events to Amplitude's HTTP V2 (or batch) API, honouring each of its answers.
+
+    Mapping in :mod:`.mapping`; answers (413 split, 429 hold, 400 partial) in :meth:`_send`.
+    """
 
     name: ClassVar[str] = "amplitude"
     settings_model: ClassVar[type[AmplitudeSettings]] = AmplitudeSettings

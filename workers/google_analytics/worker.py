@@ -46,7 +46,10 @@ class SentIds:
 
 
 class GoogleAnalyticsWorker(WorkerPlugin):
-    """GA4 destination: maps events (see :mod:`.mapping`), enforces the limits, posts per client id."""
+    """Sends user-activity events to Google Analytics 4 through the Measurement Protocol.
+
+    Mapping and limits in :mod:`.mapping` / :mod:`.limits`; one request per client id, up to 25 events.
+    """
 
     name: ClassVar[str] = "google_analytics"
     settings_model: ClassVar[type[GoogleAnalyticsSettings]] = GoogleAnalyticsSettings
