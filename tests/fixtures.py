@@ -60,8 +60,11 @@ def exchange(rabbitmq_url: str) -> Iterator[str]:
     except Exception:
         pass
     finally:
-        if conn.is_open:
-            conn.close()
+        try:
+            if conn.is_open:
+                conn.close()
+        except Exception:  # the broker may have been restarted under this connection
+            pass
 
 
 def _queues_named(prefix: str) -> list[str]:
