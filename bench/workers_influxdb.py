@@ -377,8 +377,11 @@ def main() -> None:
         for proc in procs:
             stop(proc)
         log.close()
-        if admin.is_open:
-            admin.close()
+        try:
+            if admin.is_open:
+                admin.close()
+        except pika.exceptions.AMQPError:
+            pass  # the broker went away; cleanup() reconnects
         cleanup(list(exchanges.values()), list(dbs.values()))
 
 
