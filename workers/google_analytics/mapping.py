@@ -69,6 +69,7 @@ class Mapper:
         self._key = secret.get_secret_value().encode() if secret else settings.measurement_id.encode()
         self._names: dict[str, str] = {}
         self._client_ids: dict[str, str] = {}
+        self._good_params: set[str] = set()
 
     def client_id_for(self, userid: str) -> str:
         """The deterministic GA client id of a user id."""
@@ -143,16 +144,21 @@ class Mapper:
         else:
             params[name] = value
 
-    @staticmethod
-    def _check_params(params: dict[str, Any]) -> None:
+    def _check_params(self, params: dict[str, Any]) -> None:
         if len(params) > limits.MAX_PARAMS_PER_EVENT:
             raise Unsendable(f"{len(params)} parameters; GA4 takes at most {limits.MAX_PARAMS_PER_EVENT} per event")
         for name, value in params.items():
-            problem = limits.name_problem(
-                "parameter", name, limits.MAX_PARAM_NAME_LENGTH, limits.RESERVED_PARAM_NAMES
-            ) or limits.param_value_problem(name, value)
-            if problem:
-                raise Unsendable(problem)
+            if name not in self._good_params:
+                problem = limits.name_problem("parameter", name, limits.MAX_PARAM_NAME_LENGTH,
+                                              limits.RESERVED_PARAM_NAMES)
+                if problem:
+                    raise Unsendable(problem)
+                if len(self._good_params) < 4096:  # parameter names repeat; check each once
+                    self._good_params.add(name)
+            if isinstance(value, str):
+                problem = limits.param_value_problem(name, value)
+                if problem:
+                    raise Unsendable(problem)
 
 
 def _user_properties(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
