@@ -111,8 +111,8 @@ class Mapper:
         stamp = event.time.timestamp()
         if now - stamp > settings.max_age_s:
             raise Unsendable(
-                f"event is {(now - stamp) / 3600:.1f} h old; GA4 takes events backdated at most "
-                f"{settings.max_age_s / 3600:g} h"
+                f"event is {(now - stamp) / 3600:.1f} h old; GA4 takes events backdated at most 72 h "
+                f"(MAX_AGE_S={settings.max_age_s:g})"
             )
         micros = int(min(stamp, now) * 1_000_000)
         params: dict[str, Any] = {}

@@ -64,8 +64,9 @@ class GoogleAnalyticsSettings(WorkerSettings):
         default_factory=list, description="data keys sent as user_properties instead of event parameters."
     )
     max_age_s: float = Field(
-        BACKDATING_LIMIT_S, gt=0, le=BACKDATING_LIMIT_S,
-        description="Events older than this are dead-lettered (GA4 takes events backdated up to 72 h).",
+        BACKDATING_LIMIT_S - 300, gt=0, le=BACKDATING_LIMIT_S,
+        description="Events older than this are dead-lettered (GA4 takes events backdated up to 72 h; the "
+        "default leaves 5 minutes for the request to arrive).",
     )
     timeout_s: float = Field(10.0, gt=0, description="Timeout of one HTTP request.")
     concurrency: int = Field(4, ge=1, le=32, description="Requests in flight at once (one per client id group).")
