@@ -98,13 +98,13 @@ def test_dead_replay_moves_matching_letters_to_the_live_queue(sink_settings: Sin
     # When only the health event is replayed
     result = cli("dead", "replay", "memory", "--type", "health.*")
     assert result.exit_code == 0 and "replayed 1" in result.output
-    moved = drain_queue(live, expect=1, timeout=5)
+    moved = drain_queue(live, expect=1, timeout=30)
     assert [props.message_id for _, props, _ in moved] == [health["id"]]
     assert "x-eventsink-reason" not in (moved[0][1].headers or {})
     assert queue_depth(dead) == 3
     # When one id is replayed, then the rest with a limit
     assert "replayed 1" in cli("dead", "replay", "memory", "--id", storage[1]["id"]).output
-    assert [p.message_id for _, p, _ in drain_queue(live, expect=1, timeout=5)] == [storage[1]["id"]]
+    assert [p.message_id for _, p, _ in drain_queue(live, expect=1, timeout=30)] == [storage[1]["id"]]
     assert "replayed 1" in cli("dead", "replay", "memory", "--limit", "1").output
     assert queue_depth(dead) == 1
     assert "replayed 1" in cli("dead", "replay", "memory").output
@@ -120,13 +120,13 @@ def test_rejected_event_replayed_after_a_fix_is_written(sink_settings: SinkSetti
     assert isinstance(plugin, MemoryWorker)
     plugin.reject = {event["id"]: "schema mismatch"}
     with running(plugin, sink_settings):
-        wait_for(lambda: queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 1, 10)
+        wait_for(lambda: queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 1, 30)
         assert "schema mismatch" in cli("dead", "list", "memory").output
         # When the destination is fixed and the dead letter replayed
         plugin.reject = {}
         assert "replayed 1" in cli("dead", "replay", "memory").output
         # Then the worker writes it
-        wait_for(lambda: event["id"] in plugin.stored_ids(), 10, what="the replayed event written")
+        wait_for(lambda: event["id"] in plugin.stored_ids(), 30, what="the replayed event written")
 
 
 @pytest.mark.rabbitmq

@@ -59,8 +59,8 @@ def test_guide_example_runs_under_the_runtime(sink_settings: SinkSettings, tmp_p
     plugin = build_plugin(JsonLinesWorker, path=path, max_line_bytes=1000, batch_timeout_s=0.1)
     # When the runtime runs the example plugin
     with running(plugin, sink_settings):
-        dead = drain_queue(dead_queue_name(sink_settings.exchange, "jsonl"), expect=1, timeout=10)
-        wait_for(lambda: path.exists() and len(lines_of(path)) == 5, 10)
+        dead = drain_queue(dead_queue_name(sink_settings.exchange, "jsonl"), expect=1, timeout=30)
+        wait_for(lambda: path.exists() and len(lines_of(path)) == 5, 30)
     # Then the good events are in the file and the long one is dead-lettered with the reason
     assert [line["id"] for line in lines_of(path)] == [e["id"] for e in events]
     assert dead[0][1].message_id == huge["id"]
@@ -69,7 +69,7 @@ def test_guide_example_runs_under_the_runtime(sink_settings: SinkSettings, tmp_p
     publish(sink_settings, "jsonl", events)
     again = build_plugin(JsonLinesWorker, path=path, batch_timeout_s=0.1)
     with running(again, sink_settings) as worker:
-        wait_for(lambda: worker.metric("eventsink_worker_events_processed_total") == 5, 10)
+        wait_for(lambda: worker.metric("eventsink_worker_events_processed_total") == 5, 30)
     assert len(lines_of(path)) == 5
 
 

@@ -33,7 +33,7 @@ def test_events_flow_and_are_acked(sink_settings: SinkSettings) -> None:
     # When the worker runs
     with running(plugin, sink_settings) as worker:
         wait_for(lambda: len(plugin.stored) == 25, 20, what="25 events written")
-        wait_for(lambda: worker.metric("eventsink_worker_events_processed_total") == 25, 5)
+        wait_for(lambda: worker.metric("eventsink_worker_events_processed_total") == 25, 30)
     # Then every event was written in batches no larger than batch_size, and nothing is left
     assert plugin.stored_ids() == {e["id"] for e in events}
     assert max(len(w) for w in plugin.writes) <= 10
@@ -49,7 +49,7 @@ def test_retry_later_keeps_messages_unacked_then_flows(sink_settings: SinkSettin
     plugin.down = True
     with running(plugin, sink_settings) as worker:
         # When the worker has retried a few times
-        wait_for(lambda: len(plugin.writes) >= 3, 10, what="three attempts")
+        wait_for(lambda: len(plugin.writes) >= 3, 30, what="three attempts")
         # Then nothing was acked (nothing ready, everything unacked) and nothing was dead-lettered
         assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
         assert not plugin.stored
@@ -57,7 +57,7 @@ def test_retry_later_keeps_messages_unacked_then_flows(sink_settings: SinkSettin
         assert plugin.writes[1] == plugin.writes[0]
         # When the destination comes back
         plugin.down = False
-        wait_for(lambda: len(plugin.stored) == 5, 10, what="events written after recovery")
+        wait_for(lambda: len(plugin.stored) == 5, 30, what="events written after recovery")
         assert worker.metric("eventsink_worker_events_retried_total") >= 10
     assert queue_depth(queue_name(sink_settings.exchange, "memory")) == 0
     assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
@@ -72,8 +72,8 @@ def test_reject_events_dead_letters_exactly_those_with_reason(sink_settings: Sin
     plugin.reject = dict(bad)
     # When the worker runs
     with running(plugin, sink_settings):
-        wait_for(lambda: len(plugin.stored) == 4, 10, what="the four good events")
-        dead = drain_queue(dead_queue_name(sink_settings.exchange, "memory"), expect=2, timeout=10)
+        wait_for(lambda: len(plugin.stored) == 4, 30, what="the four good events")
+        dead = drain_queue(dead_queue_name(sink_settings.exchange, "memory"), expect=2, timeout=30)
     # Then exactly the refused ones are in the dead-letter queue with their reason; the rest is acked
     assert {props.message_id: props.headers[REASON_HEADER] for _, props, _ in dead} == bad
     for _, props, _ in dead:
@@ -91,8 +91,8 @@ def test_malformed_body_is_dead_lettered_and_stream_keeps_flowing(sink_settings:
     plugin = memory()
     # When the worker runs
     with running(plugin, sink_settings) as worker:
-        wait_for(lambda: len(plugin.stored) == 4, 10, what="the good events")
-        dead = drain_queue(dead_queue_name(sink_settings.exchange, "memory"), expect=2, timeout=10)
+        wait_for(lambda: len(plugin.stored) == 4, 30, what="the good events")
+        dead = drain_queue(dead_queue_name(sink_settings.exchange, "memory"), expect=2, timeout=30)
         assert worker.metric("eventsink_worker_events_rejected_total", cause="malformed") == 2
     # Then both are dead-lettered with the parse error as the reason, the good ones written
     reasons = sorted(props.headers[REASON_HEADER] for _, props, _ in dead)
@@ -107,7 +107,7 @@ def test_unexpected_exception_is_retried_not_dead_lettered(sink_settings: SinkSe
     plugin = memory()
     plugin.failures = [ZeroDivisionError("bug"), RetryLater("throttled", delay_s=0.1)]
     with running(plugin, sink_settings) as worker:
-        wait_for(lambda: len(plugin.stored) == 3, 10, what="events written after two failures")
+        wait_for(lambda: len(plugin.stored) == 3, 30, what="events written after two failures")
         assert worker.metric("eventsink_worker_unexpected_errors_total") == 1
     assert len(plugin.writes) == 3
     assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
@@ -120,9 +120,9 @@ def test_partial_retry_writes_only_the_listed_events_again(sink_settings: SinkSe
     first, second = events[0]["id"], events[2]["id"]
     plugin.failures = [RejectEvents({first: "bad"}, retry_ids=[second])]
     with running(plugin, sink_settings):
-        wait_for(lambda: len(plugin.writes) >= 2 and len(plugin.stored) == 1, 10, what="the retry")
-        dead = drain_queue(dead_queue_name(sink_settings.exchange, "memory"), expect=1, timeout=10)
-        wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 0, 5)
+        wait_for(lambda: len(plugin.writes) >= 2 and len(plugin.stored) == 1, 30, what="the retry")
+        dead = drain_queue(dead_queue_name(sink_settings.exchange, "memory"), expect=1, timeout=30)
+        wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 0, 30)
     # The failed first write stored nothing (scripted), so only `second` was retried and stored
     assert plugin.writes[1] == [second]
     assert [props.message_id for _, props, _ in dead] == [first]
@@ -134,8 +134,8 @@ def test_types_not_taken_are_acked_and_counted(sink_settings: SinkSettings) -> N
     publish(sink_settings, "memory", [*taken, *other])
     plugin = memory(types=["health.*"])
     with running(plugin, sink_settings) as worker:
-        wait_for(lambda: worker.metric("eventsink_worker_events_skipped_total") == 2, 10, what="2 skipped")
-        wait_for(lambda: len(plugin.stored) == 3, 10)
+        wait_for(lambda: worker.metric("eventsink_worker_events_skipped_total") == 2, 30, what="2 skipped")
+        wait_for(lambda: len(plugin.stored) == 3, 30)
     assert plugin.stored_ids() == {e["id"] for e in taken}
     assert queue_depth(queue_name(sink_settings.exchange, "memory")) == 0
 
@@ -145,8 +145,8 @@ def test_duplicate_ids_in_a_batch_are_written_once(sink_settings: SinkSettings) 
     publish(sink_settings, "memory", [event, event, make_event()])
     plugin = memory(batch_timeout_s=0.5)
     with running(plugin, sink_settings) as worker:
-        wait_for(lambda: len(plugin.stored) == 2, 10)
-        wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 0, 5)
+        wait_for(lambda: len(plugin.stored) == 2, 30)
+        wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 0, 30)
         assert worker.metric("eventsink_worker_events_duplicate_total") == 1
     assert sum(ids.count(event["id"]) for ids in plugin.writes) == 1
 
@@ -158,10 +158,10 @@ def test_stop_while_the_destination_is_down_returns_every_message(sink_settings:
     plugin = memory(backoff_min_s=0.2, backoff_max_s=0.5)
     plugin.down = True
     with running(plugin, sink_settings):
-        wait_for(lambda: len(plugin.writes) >= 2, 10, what="a retry")
+        wait_for(lambda: len(plugin.writes) >= 2, 30, what="a retry")
     # When it stops, Then every message is back in the queue and none dead-lettered; the buffered
     # events were not tried at shutdown (every attempt was the same first batch)
-    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 25, 10)
+    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 25, 30)
     assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
     assert not plugin.stored and plugin.closed == 1
     assert all(ids == plugin.writes[0] for ids in plugin.writes)

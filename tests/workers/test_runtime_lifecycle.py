@@ -38,12 +38,12 @@ def test_dry_run_parses_and_logs_but_writes_and_acks_nothing(
     plugin = memory()
     # When a dry run consumes the queue
     with running(plugin, sink_settings, dry_run=True):
-        wait_for(lambda: any("dry run: batch of 5" in r.getMessage() for r in caplog.records), 10)
+        wait_for(lambda: any("dry run: batch of 5" in r.getMessage() for r in caplog.records), 30)
     # Then it logged each event it would write, and wrote, acked and dead-lettered nothing
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert all(e["id"] in logged for e in events) and "would dead-letter" in logged
     assert plugin.writes == [] and plugin.opened == 0
-    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 5, 10)
+    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "memory")) == 5, 30)
     assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
 
 
@@ -52,7 +52,7 @@ def test_destination_down_at_start_is_retried_before_consuming(sink_settings: Si
     plugin = memory()
     plugin.open_failures = [RetryLater("connection refused"), OSError("no route")]
     with running(plugin, sink_settings) as worker:
-        wait_for(lambda: len(plugin.stored) == 3, 10, what="events written once open() succeeded")
+        wait_for(lambda: len(plugin.stored) == 3, 30, what="events written once open() succeeded")
         assert worker.metric("eventsink_worker_unexpected_errors_total") == 1
     assert plugin.opened == 1 and plugin.closed == 1
 
@@ -95,7 +95,7 @@ def test_worker_resumes_after_a_broker_restart(sink_settings: SinkSettings) -> N
     publish(sink_settings, "memory", first)
     plugin = memory()
     with running(plugin, sink_settings) as worker:
-        wait_for(lambda: len(plugin.stored) == 5, 10)
+        wait_for(lambda: len(plugin.stored) == 5, 30)
         # When the broker restarts under the worker
         try:
             stop_rabbitmq()
@@ -132,7 +132,7 @@ def test_unreachable_broker_is_retried_until_stopped(
     )
     plugin = memory()
     with running(plugin, away) as worker:
-        wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 3, 10, what="three reconnects")
+        wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 3, 30, what="three reconnects")
     assert plugin.opened == 1 and plugin.closed == 1
     assert "reconnecting" in caplog.text and "hidden-pw" not in caplog.text
 
@@ -174,17 +174,17 @@ def test_worker_redeclares_its_queue_when_it_is_deleted_under_it(sink_settings: 
     publish(sink_settings, "memory", [make_event()])
     plugin = memory()
     with running(plugin, sink_settings) as worker:
-        wait_for(lambda: len(plugin.stored) == 1, 10)
+        wait_for(lambda: len(plugin.stored) == 1, 30)
         # When an operator deletes the queue while the worker consumes it
         connection = pika.BlockingConnection(pika.URLParameters(sink_settings.amqp_url))
         connection.channel().queue_delete(queue_name(sink_settings.exchange, "memory"))
         connection.close()
-        wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 1, 10, what="the cancel noticed")
+        wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 1, 30, what="the cancel noticed")
         # Then the worker declares it again and events published afterwards are written
         later = make_event()
-        wait_for(lambda: _exists(sink_settings, queue_name(sink_settings.exchange, "memory")), 10)
+        wait_for(lambda: _exists(sink_settings, queue_name(sink_settings.exchange, "memory")), 30)
         publish(sink_settings, "memory", [later])
-        wait_for(lambda: later["id"] in plugin.stored_ids(), 10, what="the later event written")
+        wait_for(lambda: later["id"] in plugin.stored_ids(), 30, what="the later event written")
 
 
 def _exists(settings: SinkSettings, queue: str) -> bool:

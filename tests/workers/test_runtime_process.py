@@ -130,7 +130,7 @@ def test_dry_run_logs_and_returns_everything(sink_settings: SinkSettings, worker
     text = log.read_text()
     assert all(e["id"] in text for e in events)
     assert not workers.store.exists()
-    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "filestore")) == 10, 10)
+    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "filestore")) == 10, 30)
 
 
 def test_second_signal_exits_at_once_and_loses_nothing(
@@ -144,9 +144,9 @@ def test_second_signal_exits_at_once_and_loses_nothing(
     wait_for(lambda: read_store(workers.store)[1] >= 1, 30, what="the slow write to start")
     # When the operator presses Ctrl-C twice (the second once the first was handled)
     proc.send_signal(signal.SIGINT)
-    wait_for(lambda: "received SIGINT" in log.read_text(), 10, what="the first signal handled")
+    wait_for(lambda: "received SIGINT" in log.read_text(), 30, what="the first signal handled")
     proc.send_signal(signal.SIGINT)
     # Then it exits without waiting for the write, and every event is back in the queue
     assert proc.wait(20) == 128 + signal.SIGINT
     assert not read_store(workers.store)[0]
-    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "filestore")) == 10, 10)
+    assert wait_for(lambda: queue_depth(queue_name(sink_settings.exchange, "filestore")) == 10, 30)
