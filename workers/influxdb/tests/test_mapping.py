@@ -185,3 +185,11 @@ def test_the_readme_documents_every_builtin_type() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for type_ in BUILTIN_TYPES:
         assert f"`{type_}`" in readme, type_
+
+
+def test_public_names_are_pinned() -> None:
+    import workers.influxdb as package
+
+    assert package.__all__ == sorted(package.__all__)
+    assert set(package.__all__) == {
+        "Encoder", "InfluxDBSettings", "InfluxDBWorker", "Mapper", "Point", "TypeMapping", "TypeRule"}
