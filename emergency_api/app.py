@@ -52,7 +52,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(write.bp)
-    app.extensions["eventsink_limiter"] = init_limits(app, settings, [events.bp, write.bp])
+    init_limits(app, settings)
     if settings.swagger:
         from flasgger import Swagger
 

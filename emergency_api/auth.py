@@ -47,7 +47,10 @@ def current_key() -> ApiKey | None:
 
 
 def require_key() -> ApiKey:
-    """The authenticated key, or a 401 problem saying what is wrong."""
+    """Count the request against the rate limit (429), then the authenticated key or a 401 problem."""
+    limiter = current_app.extensions.get("eventsink_limiter")
+    if limiter is not None:
+        limiter.check()
     key = current_key()
     if key is None:
         detail = (

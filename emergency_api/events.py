@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from sink_lib.errors import EventValidationError
 
@@ -75,7 +75,7 @@ def read_json_body() -> Any:
 
 
 @bp.post("/api/v1/events")
-def post_events() -> tuple[dict[str, Any], int]:
+def post_events() -> Response:
     """Validate, scope-check and publish one event or a batch; 202 with the ids once accepted."""
     key = require_key()
     settings = api_settings()
@@ -106,4 +106,5 @@ def post_events() -> tuple[dict[str, Any], int]:
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     publish(prepared, "events")
-    return {"accepted": len(prepared), "ids": [p.id for p in prepared]}, 202
+    body_out = json.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
+    return Response(body_out, status=202, mimetype="application/json")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import fnmatch
+import functools
 import hashlib
 import hmac
 import json
@@ -22,7 +23,7 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,19 @@ class ApiKey:
 
     def allows(self, event_type: str) -> bool:
         """True when one of the key's scopes (fnmatch patterns) matches ``event_type``."""
-        return any(fnmatch.fnmatchcase(event_type, scope) for scope in self.scopes)
+        return _scope_matcher(self.scopes)(event_type) is not None
 
     def to_json(self) -> dict[str, Any]:
         """The entry as stored in the file."""
         out = asdict(self)
         out["scopes"] = list(self.scopes)
         return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _scope_matcher(scopes: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled regex for all the scopes of a key (fnmatch syntax, case-sensitive)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(s)})" for s in scopes) or "(?!)").match
 
 
 def hash_key(key: str) -> str:
@@ -195,6 +202,7 @@ def create_key(path: Path, name: str, scopes: Sequence[str]) -> tuple[ApiKey, st
     if not scopes:
         raise KeyFileError("give at least one --scope (a type pattern such as 'health.*')")
     patterns = tuple(check_scope(s) for s in scopes)
+    path = Path(path)
     with _locked(path):
         keys = read_keys(path)
         if any(k.name == name and not k.revoked for k in keys):
@@ -207,6 +215,7 @@ def create_key(path: Path, name: str, scopes: Sequence[str]) -> tuple[ApiKey, st
 
 def revoke_key(path: Path, name_or_id: str) -> list[ApiKey]:
     """Revoke the active keys with this name or id; return them (empty when none matched)."""
+    path = Path(path)
     with _locked(path):
         keys = read_keys(path)
         stamp = now_rfc3339()
