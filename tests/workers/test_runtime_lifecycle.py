@@ -91,22 +91,28 @@ def test_run_worker_serves_metrics(sink_settings: SinkSettings) -> None:
 @pytest.mark.disruptive
 @pytest.mark.slow
 def test_worker_resumes_after_a_broker_restart(sink_settings: SinkSettings) -> None:
-    first = [make_event() for _ in range(5)]
+    first, pending = [make_event() for _ in range(5)], [make_event() for _ in range(5)]
     publish(sink_settings, "memory", first)
     plugin = memory()
     with running(plugin, sink_settings) as worker:
         wait_for(lambda: len(plugin.stored) == 5, 30)
+        # Given a batch held unacked in memory (its destination is down) ...
+        plugin.down = True
+        publish(sink_settings, "memory", pending)
+        wait_for(lambda: any(pending[0]["id"] in ids for ids in plugin.writes), 30, what="the pending batch tried")
         # When the broker restarts under the worker
         try:
             stop_rabbitmq()
             wait_for(lambda: worker.metric("eventsink_worker_reconnects_total") >= 1, 30, what="the drop noticed")
         finally:
             start_rabbitmq()
-        # Then it reconnects by itself and takes new events
-        second = [make_event() for _ in range(5)]
-        publish(sink_settings, "memory", second)
-        wait_for(lambda: len(plugin.stored) == 10, 60, what="events after the restart")
-    assert plugin.stored_ids() == {e["id"] for e in [*first, *second]}
+        plugin.down = False
+        # Then it reconnects by itself: the batch it held is redelivered, and new events flow
+        later = [make_event() for _ in range(5)]
+        publish(sink_settings, "memory", later)
+        wait_for(lambda: len(plugin.stored) == 15, 60, what="every event after the restart")
+    assert plugin.stored_ids() == {e["id"] for e in [*first, *pending, *later]}
+    assert queue_depth(dead_queue_name(sink_settings.exchange, "memory")) == 0
     assert plugin.opened == 1
 
 
