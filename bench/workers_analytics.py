@@ -163,53 +163,60 @@ def baseline_rate(kind: str, url: str, events: list[Event]) -> float:
     return len(events) / (time.perf_counter() - started)
 
 
+def drain(name: str, plugin: WorkerPlugin, payloads: list[bytes]) -> float:
+    """Events/s of the runtime with ``plugin`` draining a fresh queue pre-filled with ``payloads``."""
+    import pika
+
+    from bench.workers_runtime import prefill
+    from sink_lib.settings import SinkSettings
+    from sink_lib.topology import declare_exchange, declare_worker, queue_name
+    from workers.runtime import Worker, WorkerMetrics
+
+    settings = SinkSettings(amqp_url=AMQP, exchange=f"bench_analytics_{uuid.uuid4().hex[:8]}")
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    declare_exchange(connection.channel(), settings)
+    declare_worker(connection.channel(), settings, name)
+    try:
+        prefill(settings, payloads)
+        metrics = WorkerMetrics(name)
+        stop = threading.Event()
+        worker = Worker(plugin, settings, metrics=metrics, stop_event=stop)
+        started = time.perf_counter()
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        while metrics.value("eventsink_worker_events_processed_total") < len(payloads) and thread.is_alive():
+            time.sleep(0.01)
+        rate = metrics.value("eventsink_worker_events_processed_total") / (time.perf_counter() - started)
+        stop.set()
+        thread.join(30)
+        return rate
+    finally:
+        channel = connection.channel()
+        live = queue_name(settings.exchange, name)
+        for queue in (live, f"{live}.dead"):
+            channel.queue_delete(queue)
+        for exchange in (settings.exchange, f"{settings.exchange}.dead"):
+            channel.exchange_delete(exchange)
+        connection.close()
+
+
 def runtime_rates(url: str, raw: list[dict[str, Any]], rounds: int) -> dict[str, float] | None:
     """Drain rate of the runtime with discard, amplitude and google_analytics; None without RabbitMQ."""
-    try:
-        import pika
+    import pika
 
-        from bench.workers_runtime import prefill
-        from sink_lib.settings import SinkSettings
-        from sink_lib.topology import declare_exchange, declare_worker, queue_name
-        from workers.discard import DiscardWorker
-        from workers.runtime import Worker, WorkerMetrics
+    from workers.discard import DiscardWorker
 
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP))
-    except Exception as exc:  # RabbitMQ absent: report the plugin path only
-        print(f"runtime rates skipped: {exc!r}")
-        return None
     payloads = [encode(e, 1 << 20) for e in raw]
-    rates: dict[str, float] = {}
     makers = {"discard": lambda: DiscardWorker(DiscardWorker.settings_model(batch_size=BATCH)),
               "amplitude": lambda: amplitude(url, batch_size=BATCH),
               "google_analytics": lambda: google_analytics(url, batch_size=BATCH)}
-    for name, make in [item for _ in range(rounds) for item in makers.items()]:
-        settings = SinkSettings(amqp_url=AMQP, exchange=f"bench_analytics_{uuid.uuid4().hex[:8]}")
-        declare_exchange(connection.channel(), settings)
-        declare_worker(connection.channel(), settings, name)
-        try:
-            prefill(settings, payloads)
-            plugin = make()
-            metrics = WorkerMetrics(name)
-            stop = threading.Event()
-            worker = Worker(plugin, settings, metrics=metrics, stop_event=stop)
-            started = time.perf_counter()
-            thread = threading.Thread(target=worker.run)
-            thread.start()
-            while metrics.value("eventsink_worker_events_processed_total") < len(raw) and thread.is_alive():
-                time.sleep(0.01)
-            rate = metrics.value("eventsink_worker_events_processed_total") / (time.perf_counter() - started)
-            rates[name] = max(rate, rates.get(name, 0.0))
-            stop.set()
-            thread.join(30)
-        finally:
-            channel = connection.channel()
-            live = queue_name(settings.exchange, name)
-            for queue in (live, f"{live}.dead"):
-                channel.queue_delete(queue)
-            for exchange in (settings.exchange, f"{settings.exchange}.dead"):
-                channel.exchange_delete(exchange)
-    connection.close()
+    rates: dict[str, float] = {}
+    try:
+        for name, make in [item for _ in range(rounds) for item in makers.items()]:
+            rates[name] = max(drain(name, make(), payloads), rates.get(name, 0.0))
+    except pika.exceptions.AMQPError as exc:  # RabbitMQ absent or restarted: the rates would mislead
+        print(f"runtime rates skipped: {exc!r}")
+        return None
     return rates
 
 
