@@ -42,12 +42,13 @@ def envelope(i: int, value: Any = None) -> dict[str, Any]:
 class Publisher:
     """Publishes envelopes to the test's exchange with publisher confirms (pika, as an app would)."""
 
-    def __init__(self, settings: SinkSettings) -> None:
+    def __init__(self, settings: SinkSettings, *, confirm: bool = True) -> None:
         declare(settings, ["influxdb"])
         self.exchange = settings.exchange
         self.connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
         self.channel = self.connection.channel()
-        self.channel.confirm_delivery()
+        if confirm:
+            self.channel.confirm_delivery()
 
     def publish(self, env: dict[str, Any]) -> None:
         props = pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2,
@@ -96,6 +97,11 @@ def ids_in(influx: Influx, measurement: str) -> list[str]:
         return []
 
 
+def influxd_pids() -> list[str]:
+    """Process ids of the local influxd (none when InfluxDB runs elsewhere)."""
+    return subprocess.run(["pgrep", "-x", "influxd"], capture_output=True, text=True).stdout.split()
+
+
 def influx_up(url: str) -> bool:
     try:
         return requests.get(url + "/ping", timeout=1).status_code == 204
@@ -107,6 +113,8 @@ def influx_up(url: str) -> bool:
 def test_influxdb_down_during_a_stream_loses_nothing_and_dead_letters_nothing(
     sink_settings: SinkSettings, influx: Influx
 ) -> None:
+    if not influxd_pids():
+        pytest.skip("InfluxDB does not run as a local influxd process that this test could stop")
     # Given a worker draining a steady stream of events into InfluxDB
     publisher = Publisher(sink_settings)
     sent: list[str] = []
@@ -125,7 +133,7 @@ def test_influxdb_down_during_a_stream_loses_nothing_and_dead_letters_nothing(
         feeder.start()
         wait_for(lambda: len(ids_in(influx, "health")) >= 20, 30, what="the first events in InfluxDB")
         # When InfluxDB stops for a few seconds mid-stream
-        pid = int(subprocess.run(["pgrep", "-x", "influxd"], capture_output=True, text=True).stdout.split()[0])
+        pid = int(influxd_pids()[0])
         os.kill(pid, signal.SIGTERM)
         try:
             wait_for(lambda: not influx_up(influx.url), 20, what="InfluxDB to stop")
@@ -146,28 +154,31 @@ def test_influxdb_down_during_a_stream_loses_nothing_and_dead_letters_nothing(
 def test_a_worker_killed_mid_stream_leaves_every_event_stored_once(
     sink_settings: SinkSettings, influx: Influx
 ) -> None:
-    # Given 4,000 events queued
-    publisher = Publisher(sink_settings)
+    # Given 10,000 events queued
+    total = 10_000
+    publisher = Publisher(sink_settings, confirm=False)
     sent = []
-    for i in range(4000):
+    for i in range(total):
         env = envelope(i)
         publisher.publish(env)
         sent.append(env["id"])
     publisher.close()
+    queue = f"{sink_settings.exchange}.influxdb"
+    wait_for(lambda: queue_depth(queue) == total, 60, what="every event queued")
     # When the worker is killed with SIGKILL after writing some of them (batches unacked in flight)
     with worker_process(sink_settings, influx, EVENTSINK_INFLUXDB_BATCH_SIZE="250") as proc:
-        wait_for(lambda: len(ids_in(influx, "health")) >= 250, 60, what="a first batch written")
+        wait_for(lambda: len(ids_in(influx, "health")) >= 250, 60, interval=0.01, what="a first batch written")
         proc.kill()
         proc.wait()
     written_before = len(ids_in(influx, "health"))
     # and started again
     with worker_process(sink_settings, influx, EVENTSINK_INFLUXDB_BATCH_SIZE="250"):
-        wait_for(lambda: queue_depth(f"{sink_settings.exchange}.influxdb") == 0, 60, what="the queue drained")
-        wait_for(lambda: len(ids_in(influx, "health")) >= 4000, 60, what="4,000 events in InfluxDB")
+        wait_for(lambda: len(ids_in(influx, "health")) >= total, 90, what="every event in InfluxDB")
+        wait_for(lambda: queue_depth(queue) == 0, 30, what="the queue drained")
     # Then every event is stored exactly once (redelivered ones overwrite their own point)
     stored = ids_in(influx, "health")
-    assert written_before < 4000
-    assert len(stored) == 4000 and set(stored) == set(sent)
+    assert written_before < total
+    assert len(stored) == total and set(stored) == set(sent)
 
 
 def test_an_event_influxdb_refuses_is_dead_lettered_with_the_reason_and_the_stream_flows(
