@@ -7,13 +7,15 @@ Keys are never logged.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from flask import current_app, g, request
 
-from .keys import ApiKey, KeyStore
+from .keys import ApiKey, KeyFileError, KeyStore
 from .problems import Problem
 
+log = logging.getLogger(__name__)
 _UNSET = object()
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="eventsink", ApiKey header="X-API-Key"'}
 
@@ -41,7 +43,13 @@ def current_key() -> ApiKey | None:
     cached = g.get("api_key", _UNSET)
     if cached is _UNSET:
         presented = presented_key()
-        cached = key_store().authenticate(presented) if presented else None
+        try:
+            cached = key_store().authenticate(presented) if presented else None
+        except KeyFileError as exc:
+            # fail closed: a broken keys file must not keep accepting keys that were just revoked
+            log.error("%s", exc)
+            raise Problem(503, "the API keys file cannot be read; try again later",
+                          headers={"Retry-After": "30"}) from None
         g.api_key = cached
     return cached
 

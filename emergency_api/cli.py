@@ -45,6 +45,8 @@ def _multiprocess_metrics() -> None:
 def api(bind: str | None, workers: int | None, worker_class: str | None, threads: int | None,
         options: tuple[str, ...]) -> None:
     """Serve the emergency API with gunicorn (GUNICORN_CMD_ARGS is honoured too)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
     from .app import create_app
     from .serving import ApiServer
 
@@ -54,10 +56,14 @@ def api(bind: str | None, workers: int | None, worker_class: str | None, threads
     except EventSinkError as exc:
         raise click.ClickException(str(exc)) from exc
     overrides: dict[str, object] = {}
+    known = {setting.name for setting in KNOWN_SETTINGS}
     for option in options:
         key, sep, value = option.partition("=")
+        key = key.strip().replace("-", "_").lower()
         if not sep or not key:
             raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="--gunicorn-option")
+        if key not in known:
+            raise click.BadParameter(f"unknown gunicorn setting {key!r}", param_hint="--gunicorn-option")
         overrides[key] = value
     for key, cli_value in (("bind", bind), ("workers", workers), ("worker_class", worker_class),
                            ("threads", threads)):
@@ -66,11 +72,7 @@ def api(bind: str | None, workers: int | None, worker_class: str | None, threads
     base = {"bind": settings.bind, "workers": settings.workers, "worker_class": settings.worker_class,
             "threads": settings.threads}
     _multiprocess_metrics()
-    try:
-        server = ApiServer(lambda: create_app(settings, sink_settings=sink_settings), base, overrides)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--gunicorn-option") from exc
-    server.run()
+    ApiServer(lambda: create_app(settings, sink_settings=sink_settings), base, overrides).run()
 
 
 keys_file_option = click.option(

@@ -79,3 +79,17 @@ def test_a_line_outside_the_scopes_is_403(client: FlaskClient, fake_sink: FakeSi
 def test_health_metrics_and_docs_need_no_key(client: FlaskClient) -> None:
     for route in ("/healthz", "/readyz", "/metrics", "/apispec.json", "/apidocs/"):
         assert client.get(route).status_code == 200, route
+
+
+def test_a_corrupted_keys_file_fails_closed_and_recovers(client: FlaskClient, fake_sink: FakeSink,
+                                                         keys_file: Path, health_key: str) -> None:
+    good = keys_file.read_text()
+    # When an operator leaves a broken keys file behind
+    keys_file.write_text("{not json")
+    # Then no key is accepted (503, not 500), rather than keys that may have been revoked
+    response = client.post("/api/v1/events", json=EVENT, headers={"X-API-Key": health_key})
+    assert_problem(response, 503)
+    assert fake_sink.submitted == []
+    # And once it is repaired the key works again
+    keys_file.write_text(good)
+    assert client.post("/api/v1/events", json=EVENT, headers={"X-API-Key": health_key}).status_code == 202

@@ -107,3 +107,20 @@ def test_posted_events_arrive_in_a_bound_queue(api: ApiProcess, key: str, exchan
 
     text = session.get(api.url + "/metrics", timeout=5).text
     assert 'eventsink_api_events_accepted_total{endpoint="events"} 5.0' in text
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_gunicorn_cmd_args_are_honoured_and_options_win(tmp_path: Path, sink_settings: SinkSettings,
+                                                        key: str) -> None:
+    # Given GUNICORN_CMD_ARGS lowering the header limit, and -o lowering the request-line limit
+    env = {**api_env(tmp_path, sink_settings), "GUNICORN_CMD_ARGS": "--limit-request-field_size 1000 --workers 1"}
+    server = ApiProcess(env, tmp_path / "api.log", "-o", "limit_request_line=600")
+    try:
+        # Then both apply
+        assert_problem(requests.get(server.url + "/healthz", headers={"X-Big": "a" * 1500}, timeout=5), 431)
+        assert_problem(requests.get(server.url + "/healthz?" + "a" * 700, timeout=5), 414)
+        assert requests.get(server.url + "/healthz?" + "a" * 300, headers={"X-Ok": "a" * 500},
+                            timeout=5).status_code == 200
+    finally:
+        server.stop()
