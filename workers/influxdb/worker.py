@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from sink_lib.event import Event
+from sink_lib.topology import redact_url
 from workers.errors import RejectEvents, RetryLater
 from workers.plugin import WorkerPlugin
 
@@ -69,10 +70,14 @@ class InfluxDBWorker(WorkerPlugin):
 
     def open(self) -> None:
         """Connect; on 1.x create the database when permitted (a clear log line when not)."""
-        if self.settings.api_version == 2:
-            self.transport = V2Transport(self.settings)
+        s = self.settings
+        if s.api_version == 2:
+            log.info("writing to InfluxDB 2.x at %s: org %r, bucket %r", redact_url(s.url), s.org, s.bucket)
+            self.transport = V2Transport(s)
             return
-        self.transport = V1Transport(self.settings)
+        log.info("writing to InfluxDB 1.x at %s: database %r, retention policy %r", redact_url(s.url),
+                 s.database, s.retention_policy or "default")
+        self.transport = V1Transport(s)
         if self.settings.create_database:
             self._create_database()
 

@@ -202,3 +202,20 @@ def test_an_unknown_retention_policy_is_retried_with_a_loud_log(
     finally:
         worker.close()
     assert "EVENTSINK_INFLUXDB_RETENTION_POLICY" in caplog.text
+
+
+def test_secrets_never_reach_the_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def unauthorized(*_args: object) -> None:
+        raise WriteFailed(401, "authorization failed")
+
+    monkeypatch.setattr(V1Transport, "create_database", unauthorized)
+    monkeypatch.setattr(V1Transport, "write", unauthorized)
+    settings = InfluxDBSettings(url="http://admin:url-secret@127.0.0.1:8086", username="u", password="pw-secret")
+    worker = InfluxDBWorker(settings)
+    with caplog.at_level(logging.DEBUG):
+        worker.open()
+        with pytest.raises(RetryLater):
+            worker.write(pings(1))
+    worker.close()
+    assert "127.0.0.1:8086" in caplog.text
+    assert "url-secret" not in caplog.text and "pw-secret" not in caplog.text
