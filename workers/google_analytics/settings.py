@@ -69,7 +69,10 @@ class GoogleAnalyticsSettings(WorkerSettings):
         "default leaves 5 minutes for the request to arrive).",
     )
     timeout_s: float = Field(10.0, gt=0, description="Timeout of one HTTP request.")
-    concurrency: int = Field(4, ge=1, le=32, description="Requests in flight at once (one per client id group).")
+    concurrency: int = Field(
+        8, ge=1, le=64,
+        description="Requests in flight at once; each carries one client's events (raise it when GA is far).",
+    )
     privacy_drop: list[str] = Field(
         default_factory=lambda: list(PERSONAL_DATA_DROP),
         description="Fields removed before sending; default: e-mail, IP and *name* fields (see README).",
