@@ -12,6 +12,8 @@ import json
 import logging
 from typing import Any
 
+from sink_lib.topology import redact_url
+
 from .settings import InfluxDBSettings
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,8 @@ class V1Transport:
         try:
             return self.session.post(self.base + path, timeout=self.settings.timeout_s, **kwargs)
         except self._requests.RequestException as exc:
-            raise WriteFailed(None, f"InfluxDB at {self.base} unreachable: {exc.__class__.__name__}: {exc}") from exc
+            where = redact_url(self.base)
+            raise WriteFailed(None, f"InfluxDB at {where} unreachable: {exc.__class__.__name__}: {exc}") from exc
 
     def write(self, body: bytes) -> None:
         """Send one batch of lines."""
@@ -139,7 +142,7 @@ class V2Transport:
                 exc.status, error_text(exc.body) or str(exc.reason), retry_after(headers.get("Retry-After"))
             ) from exc
         except self._http_errors as exc:
-            raise WriteFailed(None, f"InfluxDB at {self.settings.url} unreachable: {exc!r}") from exc
+            raise WriteFailed(None, f"InfluxDB at {redact_url(self.settings.url)} unreachable: {exc!r}") from exc
 
     def close(self) -> None:
         """Close the client."""

@@ -219,3 +219,17 @@ def test_secrets_never_reach_the_logs(monkeypatch: pytest.MonkeyPatch, caplog: p
     worker.close()
     assert "127.0.0.1:8086" in caplog.text
     assert "url-secret" not in caplog.text and "pw-secret" not in caplog.text
+
+
+@pytest.mark.parametrize("api_version", [1, 2])
+def test_an_unreachable_server_is_reported_without_url_credentials(api_version: int) -> None:
+    settings = InfluxDBSettings(url="http://admin:url-secret@127.0.0.1:9", api_version=api_version, org="o",
+                                bucket="b", token="t", create_database=False, timeout_s=2)
+    worker = InfluxDBWorker(settings)
+    worker.open()
+    try:
+        with pytest.raises(RetryLater) as caught:
+            worker.write(pings(1))
+    finally:
+        worker.close()
+    assert "unreachable" in caught.value.reason and "url-secret" not in caught.value.reason
