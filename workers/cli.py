@@ -115,6 +115,9 @@ def dead_list(worker_name: str, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in letters], indent=2))
         return
+    if not letters:
+        click.echo(f"no dead letters for worker {worker_name}")
+        return
     rows = [[d.id, d.type, d.failed_at, d.reason] for d in letters]
     click.echo(_table(rows, ["ID", "TYPE", "FAILED_AT", "REASON"]))
 

@@ -109,6 +109,7 @@ def test_dead_replay_moves_matching_letters_to_the_live_queue(sink_settings: Sin
     assert queue_depth(dead) == 1
     assert "replayed 1" in cli("dead", "replay", "memory").output
     assert queue_depth(dead) == 0
+    assert cli("dead", "list", "memory").output.strip() == "no dead letters for worker memory"
 
 
 @pytest.mark.rabbitmq
