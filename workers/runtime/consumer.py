@@ -116,7 +116,10 @@ class Worker:
         finally:
             self._drop_session()
             if not self.dry_run:
-                self.plugin.close()
+                try:
+                    self.plugin.close()
+                except Exception:  # must not hide why the worker stopped
+                    log.exception("worker %s: closing the destination failed", self.name)
             log.info("worker %s stopped", self.name)
 
     def _open_plugin(self) -> bool:
