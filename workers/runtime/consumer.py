@@ -149,6 +149,8 @@ class Worker:
         params.heartbeat = self.sink.heartbeat_s
         params.connection_attempts = 1
         params.socket_timeout = 5
+        # a broker resource alarm blocks publishing (our dead letters); give up and reconnect after a while
+        params.blocked_connection_timeout = 120
         params.client_properties = {"connection_name": f"eventsink worker {self.name}"}
         return pika.BlockingConnection(params)
 
