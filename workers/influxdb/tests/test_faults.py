@@ -6,6 +6,7 @@ refuses: nothing lost, nothing duplicated, only the refused event dead-lettered 
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pika
@@ -32,11 +34,19 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.influxdb, pytest.mark.slow]
 INFLUXD = ["influxd", "-config", "/etc/influxdb/influxdb.conf"]
 
 
+START = datetime.now(UTC)
+
+
 def envelope(i: int, value: Any = None) -> dict[str, Any]:
+    """Event ``i`` of a series; event times 1 ms apart, so that no two can share a point by chance."""
     data = {"service": "api", "active": i, "requests": i * 2, "window_s": 1.0}
     if value is not None:
         data = {"service": "api", "value": value}
-    return build_envelope("health.connections" if value is None else "custom.gauge", data, source="/tests/faults")
+    return build_envelope("health.connections" if value is None else "custom.gauge", data,
+                          source="/tests/faults", time=START + timedelta(milliseconds=next(_SEQUENCE)))
+
+
+_SEQUENCE = itertools.count()
 
 
 class Publisher:

@@ -9,6 +9,7 @@ import pytest
 
 from workers.errors import RejectEvents, RetryLater
 from workers.influxdb import InfluxDBSettings, InfluxDBWorker
+from workers.influxdb.mapping import point_time_ns
 
 from .conftest import Influx, make_event
 
@@ -46,12 +47,14 @@ def test_open_creates_the_database_and_points_are_queryable_with_tags_fields_and
 
 
 def test_writing_the_same_batch_twice_yields_one_point_per_event(worker: InfluxDBWorker, influx: Influx) -> None:
-    # Given 200 events sharing their series and their timestamp (to the microsecond)
-    first = make_event(data={"target": "same", "loss_pct": 0.0, "ok": True})
+    # Given 200 events of one series sharing their timestamp to the microsecond (ids fixed, so that
+    # the test is deterministic: random ids of one series and millisecond may collide, see the README)
+    first = make_event(data={"target": "same", "loss_pct": 0.0, "ok": True}, id="event-0")
     batch = [first] + [
-        make_event(data={"target": "same", "loss_pct": float(i), "ok": True}, time=first.time)
+        make_event(data={"target": "same", "loss_pct": float(i), "ok": True}, time=first.time, id=f"event-{i}")
         for i in range(1, 200)
     ]
+    assert len({point_time_ns(e.time, e.id, 6) for e in batch}) == 200
     # When the batch is written twice (a redelivery)
     worker.write(batch)
     worker.write(batch)
