@@ -11,7 +11,7 @@ batches; accepted events/s, p50/p99 latency, ratio API/baseline. The broker's ow
 pipelined confirm-mode pika publisher, no HTTP) is measured first: no API can ingest faster. Both
 servers run at once and the runs alternate between them (best of ``--rounds`` each), so a
 neighbour's load hits both alike. A second, shorter pass runs the single-event case with gunicorn's
-``sync`` worker class, to compare.
+``sync`` worker class (one request at a time per process, no keep-alive), to compare.
 
     python bench/api_ingest.py [--duration 10] [--connections 32]
 """
@@ -227,7 +227,8 @@ def main() -> None:
         results["broker_ceiling.pika_publisher"] = {"events_per_s": count / seconds, "requests_per_s": 0.0,
                                                     "p50_ms": float("nan"), "p99_ms": float("nan")}
         measure("gthread", [("single", single, 1), ("batch100", batch, 100)], args.rounds, args.duration)
-        measure("sync", [("single", single, 1)], 1, max(3, args.duration // 2), prefix="sync_")
+        measure("sync", [("single", single, 1), ("batch100", batch, 100)], 1, max(3, args.duration // 2),
+                prefix="sync_")
     finally:
         cleanup_broker(exchange, queue)
         shutil.rmtree(work, ignore_errors=True)
@@ -243,6 +244,8 @@ def main() -> None:
                                          / results["broker_ceiling.pika_publisher"]["events_per_s"], 3),
         "sync_vs_gthread_single": round(results["sync_api.single"]["events_per_s"]
                                         / results["api.single"]["events_per_s"], 3),
+        "sync_vs_gthread_batch": round(results["sync_api.batch100"]["events_per_s"]
+                                       / results["api.batch100"]["events_per_s"], 3),
     }
     print(f"{'scenario':<24}{'events/s':>12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for name, row in results.items():
@@ -254,7 +257,8 @@ def main() -> None:
     print(f"broker ceiling (one pika confirm publisher, window 1000): "
           f"{results['broker_ceiling.pika_publisher']['events_per_s']:.0f} events/s; API batches reach "
           f"{summary['batch_vs_broker_ceiling']:.2f} of it")
-    print(f"sync worker / gthread worker, API single events: {summary['sync_vs_gthread_single']:.2f}")
+    print(f"sync worker / gthread worker, API: single events {summary['sync_vs_gthread_single']:.2f}, "
+          f"100-event batches {summary['sync_vs_gthread_batch']:.2f}")
     path = write_result("api_ingest", {"settings": {"workers": args.workers, "threads": args.threads,
                                                     "connections": args.connections, "duration_s": args.duration,
                                                     "rounds": args.rounds,
