@@ -41,6 +41,9 @@ class InfluxDBSettings(WorkerSettings):
     id_digits: int = Field(
         6, ge=0, le=9, description="Last decimal digits of the ns timestamp taken from a hash of the event id."
     )
+    id_shards: int = Field(
+        0, ge=0, le=1000, description="Values of tag `id_shard` (from a hash of the id); 0: no such tag."
+    )
     max_string_length: int = Field(1024, ge=0, description="String fields are cut to this many characters.")
 
     @model_validator(mode="after")

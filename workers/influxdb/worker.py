@@ -64,6 +64,7 @@ class InfluxDBWorker(WorkerPlugin):
         return Mapper(
             settings.rules(),
             id_digits=settings.id_digits,
+            id_shards=settings.id_shards,
             store_userid=settings.store_userid,
             max_string_length=settings.max_string_length,
         )

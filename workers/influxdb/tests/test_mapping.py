@@ -193,3 +193,12 @@ def test_public_names_are_pinned() -> None:
     assert package.__all__ == sorted(package.__all__)
     assert set(package.__all__) == {
         "Encoder", "InfluxDBSettings", "InfluxDBWorker", "Mapper", "Point", "TypeMapping", "TypeRule"}
+
+
+def test_id_shards_add_a_bounded_tag_that_is_stable_per_event() -> None:
+    events = [make_event() for _ in range(200)]
+    mapper = Mapper(id_shards=8)
+    shards = [mapper.point(e).tags["id_shard"] for e in events]  # type: ignore[union-attr]
+    assert set(shards) == {str(i) for i in range(8)}
+    assert shards == [Mapper(id_shards=8).point(e).tags["id_shard"] for e in events]  # type: ignore[union-attr]
+    assert "id_shard" not in Mapper().point(events[0]).tags  # type: ignore[union-attr]
