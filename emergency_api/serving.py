@@ -90,6 +90,7 @@ class ApiServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
+        """Apply defaults and hooks, then GUNICORN_CMD_ARGS, then the explicit overrides."""
         hooks = {"post_fork": _post_fork, "post_worker_init": _post_worker_init, "child_exit": _child_exit,
                  "worker_exit": _worker_exit}
         for key, value in {**DEFAULTS, **hooks, **self.base}.items():
@@ -106,4 +107,5 @@ class ApiServer(BaseApplication):
             self.cfg.set(name, value)
 
     def load(self) -> Flask:
+        """Build the app; called in each worker after the fork."""
         return self.factory()
