@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import pika.exceptions
 from pika.adapters.select_connection import SelectConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -176,7 +177,10 @@ def main() -> None:
                     raise RuntimeError(f"runtime stopped after {written} of {args.events} events")
                 runtime_s.append(elapsed)
     finally:
-        cleanup(settings)
+        try:
+            cleanup(settings)
+        except pika.exceptions.AMQPError as exc:
+            print(f"could not delete the queues of exchange {settings.exchange}: {exc!r}", file=sys.stderr)
     base_rate, run_rate = args.events / min(baseline_s), args.events / min(runtime_s)
     result = {
         "events": args.events, "event_bytes": len(payloads[0]), "batch_size": args.batch, "prefetch": prefetch,
