@@ -199,3 +199,14 @@ def _exists(settings: SinkSettings, queue: str) -> bool:
     except Exception:
         return False
     return True
+
+
+def test_metrics_port_in_use_is_a_configuration_error_naming_the_variable(sink_settings: SinkSettings) -> None:
+    from sink_lib.errors import ConfigurationError
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigurationError, match="EVENTSINK_MEMORY_METRICS_PORT"):
+            run_worker(MemoryWorker, sink_settings, stop_event=threading.Event(), metrics_port=port)

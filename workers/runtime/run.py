@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from sink_lib.errors import ConfigurationError
 from sink_lib.settings import SinkSettings
 
 from ..plugin import WorkerPlugin
@@ -79,7 +80,12 @@ def run_worker(
     server = None
     port = plugin.settings.metrics_port
     if port is not None:
-        server = metrics.serve(port)
+        try:
+            server = metrics.serve(port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"EVENTSINK_{plugin.name.upper()}_METRICS_PORT: cannot serve /metrics on port {port}: {exc}"
+            ) from exc
         log.info("worker %s: metrics on :%d/metrics", plugin.name, port)
     try:
         with stop_on_signals(stop):
