@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pika
+import psutil
 import pytest
 import requests
 
@@ -107,9 +108,9 @@ def ids_in(influx: Influx, measurement: str) -> list[str]:
         return []
 
 
-def influxd_pids() -> list[str]:
+def influxd_pids() -> list[int]:
     """Process ids of the local influxd (none when InfluxDB runs elsewhere)."""
-    return subprocess.run(["pgrep", "-x", "influxd"], capture_output=True, text=True).stdout.split()
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "influxd"]
 
 
 def influx_up(url: str) -> bool:
@@ -143,14 +144,16 @@ def test_influxdb_down_during_a_stream_loses_nothing_and_dead_letters_nothing(
         feeder.start()
         wait_for(lambda: len(ids_in(influx, "health")) >= 20, 30, what="the first events in InfluxDB")
         # When InfluxDB stops for a few seconds mid-stream
-        pid = int(influxd_pids()[0])
+        pid = influxd_pids()[0]
         os.kill(pid, signal.SIGTERM)
         try:
             wait_for(lambda: not influx_up(influx.url), 20, what="InfluxDB to stop")
             time.sleep(5)  # the outage itself
         finally:
+            # started as scripts/services.sh starts it, detached so that it outlives the test run
+            env = {**os.environ, "INFLUXDB_REPORTING_DISABLED": "true", "INFLUXDB_HTTP_LOG_ENABLED": "false"}
             with open("/tmp/influxd.log", "ab") as log:
-                subprocess.Popen(INFLUXD, stdout=log, stderr=log, start_new_session=True)
+                subprocess.Popen(INFLUXD, stdout=log, stderr=log, env=env, start_new_session=True)
             wait_for(lambda: influx_up(influx.url), 60, what="InfluxDB to come back")
         feeder.join(60)
         publisher.close()
