@@ -71,6 +71,7 @@ class InfluxDBWorker(WorkerPlugin):
 
     def open(self) -> None:
         """Connect; on 1.x create the database when permitted (a clear log line when not)."""
+        self.close()  # the runtime calls open() again after a RetryLater from it
         s = self.settings
         if s.api_version == 2:
             log.info("writing to InfluxDB 2.x at %s: org %r, bucket %r", redact_url(s.url), s.org, s.bucket)
