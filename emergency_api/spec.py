@@ -39,12 +39,14 @@ COMMON_ERRORS = {
 }
 
 
-def _event_schema() -> dict[str, Any]:
+def _event_schema(types: list[str]) -> dict[str, Any]:
     props: dict[str, Any] = {
         "type": {"type": "string", "pattern": TYPE_PATTERN.pattern, "maxLength": 128,
                  "example": "health.status", "description": "Dotted event type; must match a scope of the key."},
         "data": {"type": "object", "example": {"service": "clowder", "state": "up"},
-                 "description": "Checked against the registered schema of the type (components/schemas/data.*)."},
+                 "description": "Checked against the registered schema of the type: components/schemas/"
+                                "data.<type> (" + ", ".join(types) + "). Other types take any object "
+                                "unless strict."},
     }
     for name, limit in OPTIONAL_STRINGS.items():
         props[name] = {"type": "string", "minLength": 1, "maxLength": limit}
@@ -57,12 +59,41 @@ def _event_schema() -> dict[str, Any]:
     return {"type": "object", "required": ["type", "data"], "additionalProperties": False, "properties": props}
 
 
+def openapi30(schema: Any) -> Any:
+    """Rewrite pydantic's JSON Schema (2020-12) into the OpenAPI 3.0 dialect.
+
+    ``anyOf: [X, {"type": "null"}]`` becomes X with ``nullable: true``; ``const`` becomes a one-value
+    ``enum``; ``$defs`` references point at ``components/schemas``.
+    """
+    if isinstance(schema, list):
+        return [openapi30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: openapi30(value) for key, value in schema.items()}
+    for key in ("anyOf", "oneOf"):
+        options = out.get(key)
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del out[key]
+            if len(rest) == 1:
+                out.update(rest[0])
+            else:
+                out[key] = rest
+            out["nullable"] = True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    ref = out.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        out["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+    return out
+
+
 def _data_schemas(registry: TypeRegistry) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, schema in registry.schemas().items():
         for def_name, sub in schema.pop("$defs", {}).items():
-            out[def_name] = sub
-        out[f"data.{name}"] = schema
+            out[def_name] = openapi30(sub)
+        out[f"data.{name}"] = openapi30(schema)
     return out
 
 
@@ -89,7 +120,7 @@ def build_spec(settings: ApiSettings, registry: TypeRegistry) -> dict[str, Any]:
                 "BearerKey": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {
-                "Event": _event_schema(),
+                "Event": _event_schema(registry.names()),
                 "Accepted": {"type": "object", "required": ["accepted", "ids"], "properties": {
                     "accepted": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "string"}}}},
                 "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
