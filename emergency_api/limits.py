@@ -17,8 +17,11 @@ import time
 
 from flask import Flask, request
 from limits import parse_many
+from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+
+from sink_lib.errors import ConfigurationError
 
 from .auth import current_key
 from .problems import Problem
@@ -55,7 +58,14 @@ class RateLimiter:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.items = parse_many(settings.rate_limit)
-        self.strategy = FixedWindowRateLimiter(storage_from_string(storage_uri(settings.rate_limit_storage_uri)))
+        try:
+            storage = storage_from_string(storage_uri(settings.rate_limit_storage_uri))
+        except LimitsConfigurationError as exc:
+            raise ConfigurationError(
+                f"EVENTSINK_API_RATE_LIMIT_STORAGE_URI={settings.rate_limit_storage_uri!r}: {exc} "
+                "(redis:// needs the 'redis' package: pip install redis)"
+            ) from exc
+        self.strategy = FixedWindowRateLimiter(storage)
 
     def check(self) -> None:
         """Count this request; raise a 429 Problem with Retry-After when its bucket is over a limit."""

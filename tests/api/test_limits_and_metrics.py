@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from emergency_api import ApiSettings, create_app
 from emergency_api.keys import create_key
+from sink_lib.errors import ConfigurationError
 
 from .helpers import FakeSink, assert_problem
 
@@ -79,3 +82,27 @@ def test_metrics_count_requests_accepted_and_rejected(client: FlaskClient, healt
     assert delta("eventsink_api_requests_total", route="/api/v1/events", status="202") == 1
     assert delta("eventsink_api_request_duration_seconds_count", route="/api/v1/events") == 2
     assert "eventsink_api_events_spooled_total" in after
+
+
+def test_a_bad_rate_limit_storage_is_a_startup_error_naming_the_variable(keys_file: Path) -> None:
+    settings = ApiSettings(keys_file=keys_file, rate_limit_storage_uri="nosuch://host")
+    with pytest.raises(ConfigurationError, match="EVENTSINK_API_RATE_LIMIT_STORAGE_URI"):
+        create_app(settings, sink=FakeSink())
+
+
+def test_limits_can_be_shared_through_redis(keys_file: Path) -> None:
+    # Given two app processes' worth of limiters sharing one Redis (skipped without redis)
+    pytest.importorskip("redis")
+    from tests.support import port_open
+
+    if not port_open("127.0.0.1", 6379):
+        pytest.skip("no Redis server on localhost:6379")
+    _, key = create_key(keys_file, f"shared{uuid.uuid4().hex[:6]}", ["*"])
+    settings = ApiSettings(keys_file=keys_file, rate_limit="3/minute",
+                           rate_limit_storage_uri="redis://127.0.0.1:6379")
+    first = create_app(settings, sink=FakeSink()).test_client()
+    second = create_app(settings, sink=FakeSink()).test_client()
+    statuses = [client.post("/api/v1/events", json=STATUS, headers={"X-API-Key": key}).status_code
+                for client in (first, second, first, second)]
+    # Then the limit counts across both
+    assert statuses == [202, 202, 202, 429]
