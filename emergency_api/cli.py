@@ -13,7 +13,8 @@ import click
 from sink_lib.errors import EventSinkError
 from sink_lib.settings import SinkSettings
 
-from .keys import KeyFileError, create_key, read_keys, revoke_key
+from .keys import KeyFileError, KeyStore, create_key, read_keys, revoke_key
+from .limits import RateLimiter
 from .settings import ApiSettings
 
 
@@ -53,7 +54,11 @@ def api(bind: str | None, workers: int | None, worker_class: str | None, threads
     settings = _api_settings()
     try:
         sink_settings = SinkSettings.load()
-    except EventSinkError as exc:
+        # fail here, with a message, rather than in every worker at boot
+        KeyStore(settings.keys_file)
+        if settings.rate_limit_enabled:
+            RateLimiter(settings)
+    except (EventSinkError, KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc
     overrides: dict[str, object] = {}
     known = {setting.name for setting in KNOWN_SETTINGS}

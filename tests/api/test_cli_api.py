@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from pytest import MonkeyPatch
@@ -27,3 +29,15 @@ def test_api_and_keys_have_help() -> None:
     for args in (["api", "--help"], ["keys", "--help"], ["keys", "create", "--help"]):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_an_unusable_keys_file_or_limit_storage_stops_the_start(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    broken = tmp_path / "keys.json"
+    broken.write_text("{oops")
+    monkeypatch.setenv("EVENTSINK_API_KEYS_FILE", str(broken))
+    result = CliRunner().invoke(main, ["api"])
+    assert result.exit_code == 1 and "keys file" in result.output
+    broken.unlink()
+    monkeypatch.setenv("EVENTSINK_API_RATE_LIMIT_STORAGE_URI", "nosuch://x")
+    result = CliRunner().invoke(main, ["api"])
+    assert result.exit_code == 1 and "EVENTSINK_API_RATE_LIMIT_STORAGE_URI" in result.output
