@@ -72,6 +72,8 @@ def read_json_body() -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "the body is nested too deeply") from None
 
 
 @bp.post("/api/v1/events")

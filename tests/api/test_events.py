@@ -125,6 +125,19 @@ def test_malformed_json_is_400(client: FlaskClient, health_key: str) -> None:
     assert_problem(response, 400)
 
 
+@pytest.mark.parametrize("depth", [300, 5000])
+def test_deeply_nested_json_is_refused_not_a_crash(client: FlaskClient, fake_sink: FakeSink, any_key: str,
+                                                   depth: int) -> None:
+    body = '{"type": "x.y", "data": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
+    response = client.post("/api/v1/events", data=body, content_type="application/json",
+                           headers={"X-API-Key": any_key})
+    assert response.status_code in (400, 422)
+    assert_problem(response, response.status_code)
+    assert_problem(client.post("/api/v1/events", data="[" * depth + "]" * depth, content_type="application/json",
+                               headers={"X-API-Key": any_key}), 400 if depth > 1000 else 422)
+    assert fake_sink.submitted == []
+
+
 @pytest.mark.parametrize(
     "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 )
