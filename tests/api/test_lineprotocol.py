@@ -111,3 +111,12 @@ def test_what_an_encoder_writes_parses_back(measurement: str, tags: dict, fields
     assert point.tags == tags
     assert point.fields == fields
     assert point.timestamp_ns == ts
+
+
+@given(st.text(max_size=300))
+def test_any_text_gives_points_or_line_errors_never_an_exception(body: str) -> None:
+    points, errors = parse(body)
+    lines = body.split("\n")
+    for number, _raw, _point in points:
+        assert 1 <= number <= len(lines)
+    assert all(1 <= e["line"] <= len(lines) and e["message"] for e in errors)
