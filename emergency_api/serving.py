@@ -54,6 +54,8 @@ def write_problem_error(sock: Any, status_int: int, reason: str, mesg: str) -> N
 
 
 def _post_fork(server: Any, worker: Any) -> None:
+    # gunicorn answers malformed or oversized requests itself through util.write_error (an HTML
+    # page); swapping it in each worker keeps the API's promise that every error is problem+json.
     gunicorn_util.write_error = write_problem_error
 
 
