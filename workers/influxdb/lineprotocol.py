@@ -38,8 +38,13 @@ FieldValue = str | int | float | bool
 
 
 def escape_measurement(name: str) -> str:
-    """A measurement name as it appears in a line."""
-    return name.translate(_MEASUREMENT)
+    """A measurement name as it appears in a line.
+
+    A line that begins with ``#`` is a comment to InfluxDB (the point would vanish without an error),
+    and no escape exists for it, so a leading ``#`` becomes ``_``.
+    """
+    escaped = name.translate(_MEASUREMENT)
+    return "_" + escaped[1:] if escaped.startswith("#") else escaped
 
 
 def escape_key(text: str) -> str:
