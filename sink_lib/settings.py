@@ -85,6 +85,7 @@ def build_settings(model: type[_S], **overrides: Any) -> _S:
         prefix = str(model.model_config.get("env_prefix", ENV_PREFIX))
         parts = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "?"
-            parts.append(f"{prefix}{name.upper()}: {err['msg']}")
+            name = ".".join(str(p) for p in err["loc"])
+            # errors of a model-level validator have no field: their message names the variables
+            parts.append(f"{prefix}{name.upper()}: {err['msg']}" if name else str(err["msg"]))
         raise ConfigurationError("invalid configuration: " + "; ".join(parts)) from exc
