@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,12 @@ from sink_lib.topology import declare, queue_name
 URL = "amqp://guest:guest@localhost:5672/%2F"
 EXCHANGE = "bench_publish"
 WORKERS = ["w1", "w2", "w3", "w4"]
+
+
+def cpu_s() -> float:
+    """CPU seconds (user + system) of this process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def baseline(n: int, window: int, prebuilt: bool) -> float:
@@ -181,14 +188,21 @@ def main() -> None:
     spool_dir = tempfile.mkdtemp()
     declare(SinkSettings(amqp_url=URL, exchange=EXCHANGE), WORKERS)
     base, pre, lib = [], [], []
+    cpu_base, cpu_pre, cpu_lib = [], [], []
     lat_full: list[float] = []
     for _ in range(args.rounds):
         purge()
+        c = cpu_s()
         base.append(args.n / baseline(args.n, 1000, prebuilt=False))
+        cpu_base.append((cpu_s() - c) / args.n * 1e6)
         purge()
+        c = cpu_s()
         pre.append(args.n / baseline(args.n, 1000, prebuilt=True))
+        cpu_pre.append((cpu_s() - c) / args.n * 1e6)
         purge()
+        c = cpu_s()
         seconds, lat = library(args.n, spool_dir)
+        cpu_lib.append((cpu_s() - c) / args.n * 1e6)
         lib.append(args.n / seconds)
         lat_full.extend(lat)
     purge()
@@ -200,6 +214,9 @@ def main() -> None:
         "baseline_eps": median(base), "baseline_prebuilt_eps": median(pre), "library_eps": median(lib),
         "ratio_vs_baseline": median(lib) / median(base),
         "ratio_vs_prebuilt_baseline": median(lib) / median(pre),
+        "cpu_us_per_event": {"baseline": median(cpu_base), "baseline_prebuilt": median(cpu_pre),
+                             "library": median(cpu_lib)},
+        "cpu_ratio_vs_baseline": median(cpu_base) / median(cpu_lib),
         "emit_us_full_speed": {"p50": percentile(lat_full, 50), "p99": percentile(lat_full, 99)},
         "emit_us_at_5000_per_s": {"p50": percentile(lat_paced, 50), "p99": percentile(lat_paced, 99)},
         "offline_100k": rss,
@@ -212,6 +229,10 @@ def main() -> None:
     print(f"  EventSink emit + flush:                    {median(lib):9.0f} events/s")
     print(f"  ratio vs baseline: {result['ratio_vs_baseline']:.2f}  (vs pre-serialised: "
           f"{result['ratio_vs_prebuilt_baseline']:.2f})")
+    cpu = result["cpu_us_per_event"]
+    print(f"  CPU per event (all threads): baseline {cpu['baseline']:.1f} us, pre-serialised "
+          f"{cpu['baseline_prebuilt']:.1f} us, EventSink {cpu['library']:.1f} us "
+          f"(baseline/EventSink = {result['cpu_ratio_vs_baseline']:.2f})")
     print(f"  emit() latency full speed: p50 {result['emit_us_full_speed']['p50']:.1f} us, "
           f"p99 {result['emit_us_full_speed']['p99']:.1f} us")
     print(f"  emit() latency at 5,000/s: p50 {result['emit_us_at_5000_per_s']['p50']:.1f} us, "

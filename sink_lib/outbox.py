@@ -12,13 +12,26 @@ from .prepared import PreparedEvent
 
 
 class Ticket:
-    """Tracks a group of submitted events until each is broker-confirmed or spooled (or failed)."""
+    """Tracks a group of submitted events until each is broker-confirmed or spooled (or failed).
 
-    __slots__ = ("error", "remaining")
+    Each ticket has its own event, so a confirm wakes only the submitter it completes, not every
+    thread waiting on the sink (a request-per-thread server has many).
+    """
+
+    __slots__ = ("done", "error", "remaining")
 
     def __init__(self, count: int) -> None:
         self.remaining = count
         self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def count_down(self, error: BaseException | None = None) -> None:
+        """One event of the group is settled (or failed with ``error``); call with the outbox lock held."""
+        if error is not None:
+            self.error = error
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.done.set()
 
 
 class Item(NamedTuple):
@@ -36,7 +49,8 @@ class Outbox:
     """The bounded in-memory queue between callers and the publisher, guarded by one lock.
 
     ``pending`` counts events accepted from callers that are neither broker-confirmed nor spooled yet;
-    ``flush`` waits for it to reach zero.
+    ``flush`` waits for it to reach zero. ``waiters`` counts threads blocked on ``cond`` for room in the
+    queue or for a flush, so settling wakes ``cond`` only when someone can act on it.
     """
 
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,6 +61,7 @@ class Outbox:
     wake_pending: bool = False
     connected: bool = False
     inflight: int = 0
+    waiters: int = 0
     cond: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
@@ -58,8 +73,9 @@ class Outbox:
         self.counts[counter] += len(items)
         for item in items:
             if item.ticket is not None:
-                item.ticket.remaining -= 1
-        self.cond.notify_all()
+                item.ticket.count_down()
+        if self.waiters:
+            self.cond.notify_all()
 
     def fail(self, items: list[Item], error: BaseException) -> None:
         """Count items as not accepted after all; call with the lock held."""
@@ -67,9 +83,9 @@ class Outbox:
         self.counts["failed"] += len(items)
         for item in items:
             if item.ticket is not None:
-                item.ticket.remaining -= 1
-                item.ticket.error = error
-        self.cond.notify_all()
+                item.ticket.count_down(error)
+        if self.waiters:
+            self.cond.notify_all()
 
     def take(self, limit: int) -> list[Item]:
         """Pop up to ``limit`` items from the front; call with the lock held."""

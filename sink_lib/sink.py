@@ -118,14 +118,8 @@ class EventSink:
         self._enqueue(events, ticket)
         if ticket is None or wait is None:
             return
-        outbox = self._outbox
-        deadline = time.monotonic() + wait
-        with outbox.lock:
-            while ticket.remaining > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
-                outbox.cond.wait(left)
+        if not ticket.done.wait(wait):
+            raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
         if ticket.error is not None:
             raise ticket.error
 
@@ -140,10 +134,15 @@ class EventSink:
         with outbox.lock:
             if len(outbox.items) + len(events) > settings.max_queue and settings.full_policy == "block":
                 deadline = time.monotonic() + settings.block_timeout_s
-                while len(outbox.items) + len(events) > settings.max_queue:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not outbox.cond.wait(left):
-                        break
+                outbox.waiters += 1
+                try:
+                    while len(outbox.items) + len(events) > settings.max_queue:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        outbox.cond.wait(min(left, 0.1))
+                finally:
+                    outbox.waiters -= 1
             overflow = len(outbox.items) + len(events) > settings.max_queue
             if not overflow:
                 outbox.items.extend(Item(e, ticket) for e in events)
@@ -196,11 +195,15 @@ class EventSink:
         outbox = self._outbox
         deadline = time.monotonic() + timeout
         with outbox.lock:
-            while outbox.pending > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                outbox.cond.wait(min(left, 0.5))
+            outbox.waiters += 1
+            try:
+                while outbox.pending > 0:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    outbox.cond.wait(min(left, 0.5))
+            finally:
+                outbox.waiters -= 1
         return True
 
     def close(self, timeout: float = 10.0) -> None:
