@@ -57,7 +57,8 @@ class Outbox:
     items: deque[Item] = field(default_factory=deque)
     pending: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    waker: Callable[[], None] | None = None
+    waker: Callable[[], None] | None = None  # None while the publisher polls: emit makes no syscall
+    urgent_waker: Callable[[], None] | None = None  # for callers that block until their events settle
     wake_pending: bool = False
     connected: bool = False
     inflight: int = 0

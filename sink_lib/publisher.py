@@ -34,6 +34,11 @@ log = logging.getLogger("sink_lib.publisher")
 
 SPOOL_BATCH = 1000
 SPOOL_POLL_S = 5.0
+# While events flow, the publisher looks at the queue every POLL_S instead of being woken per event:
+# waking it means a syscall in emit(), which hands the GIL to the publisher thread mid-emit. After
+# IDLE_AFTER_S without events it goes back to being woken (no CPU spent while nothing happens).
+POLL_S = 0.002
+IDLE_AFTER_S = 1.0
 
 
 def amqp_properties(event_id: str, event_type: str, timestamp: int) -> pika.BasicProperties:
@@ -81,6 +86,9 @@ class Publisher(threading.Thread):
         self._offline_logged = False
         self._encoder: PublishEncoder | None = None
         self._write: Any = None
+        self._polling = False
+        self._last_active = 0.0
+        self._pipe_waker: Any = None
 
     # -- thread --------------------------------------------------------------------------------
 
@@ -171,12 +179,44 @@ class Publisher(threading.Thread):
         self._spool_maybe = True
         assert self._connection is not None
         ioloop = self._connection.ioloop
+        self._pipe_waker = lambda: ioloop.add_callback_threadsafe(self._on_wake)
+        self._polling = False
         with self.outbox.lock:
             self.outbox.connected = True
             self.outbox.wake_pending = False
-            self.outbox.waker = lambda: ioloop.add_callback_threadsafe(self._pump)
+            self.outbox.urgent_waker = self._pipe_waker
+        self._start_polling()
         self._schedule_spool_check()
         self._pump()
+
+    def _on_wake(self) -> None:
+        self._start_polling()
+        self._pump()
+
+    def _start_polling(self) -> None:
+        self._last_active = time.monotonic()
+        if self._polling or self._connection is None:
+            return
+        self._polling = True
+        with self.outbox.lock:
+            self.outbox.waker = None
+        self._connection.ioloop.call_later(POLL_S, self._poll)
+
+    def _poll(self) -> None:
+        connection = self._connection
+        if connection is None or self._stopping.is_set() or self._channel is None:
+            self._polling = False
+            return
+        if self._pump() or self._inflight:
+            self._last_active = time.monotonic()
+        elif time.monotonic() - self._last_active > IDLE_AFTER_S:
+            with self.outbox.lock:
+                if not self.outbox.items:  # idle: be woken by the next emit instead of polling
+                    self._polling = False
+                    self.outbox.wake_pending = False
+                    self.outbox.waker = self._pipe_waker
+                    return
+        connection.ioloop.call_later(POLL_S, self._poll)
 
     def _schedule_spool_check(self) -> None:
         def check() -> None:
@@ -187,11 +227,11 @@ class Publisher(threading.Thread):
         if self._connection is not None and not self._stopping.is_set():
             self._connection.ioloop.call_later(SPOOL_POLL_S, check)
 
-    def _pump(self) -> None:
-        """Publish until the confirm window is full or there is nothing left."""
+    def _pump(self) -> bool:
+        """Publish until the confirm window is full or there is nothing left; True if it published."""
         channel = self._channel
         if channel is None or not channel.is_open or self._stopping.is_set():
-            return
+            return False
         outbox = self.outbox
         window = self.settings.confirm_window
         exchange = self.settings.exchange
@@ -199,17 +239,18 @@ class Publisher(threading.Thread):
         inflight = self._inflight
         room = window - len(inflight)
         if room <= 0:
-            return
+            return False
         if self._spool_maybe or self._spool_buffer:
+            before = room
             room = self._pump_spool(room)
             if self._spool_buffer or room <= 0:
-                return
+                return room < before
         with outbox.lock:
             outbox.wake_pending = False
             items = outbox.take(room)
             outbox.inflight = len(inflight) + len(items)
         if not items:
-            return
+            return False
         try:
             if self._encoder is not None:
                 encode = self._encoder.encode
@@ -228,6 +269,7 @@ class Publisher(threading.Thread):
                     inflight[self._tag] = item
         except (pika.exceptions.AMQPError, ValueError) as exc:
             log.warning("publish failed (%r); will retry after reconnect", exc)
+        return True
 
     def _pump_spool(self, room: int) -> int:
         if not self._spool_buffer:
@@ -312,9 +354,11 @@ class Publisher(threading.Thread):
                 self.spool.release([r.seq for r in records])
             except SpoolError as exc:
                 log.error("cannot release spool claims (they return after the lease): %s", exc)
+        self._polling = False
         with self.outbox.lock:
             self.outbox.connected = False
             self.outbox.waker = self._wake_offline
+            self.outbox.urgent_waker = self._wake_offline
             self.outbox.wake_pending = False
             self.outbox.inflight = 0
             if items:

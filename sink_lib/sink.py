@@ -148,9 +148,11 @@ class EventSink:
                 outbox.items.extend(Item(e, ticket) for e in events)
                 outbox.pending += len(events)
                 outbox.counts["emitted"] += len(events)
-                if not outbox.wake_pending and outbox.waker is not None:
+                # a waiting submit() wakes the publisher at once; emit() leaves it to its polling
+                candidate = outbox.urgent_waker if ticket is not None else outbox.waker
+                if not outbox.wake_pending and candidate is not None:
                     outbox.wake_pending = True
-                    waker = outbox.waker
+                    waker = candidate
         if overflow:
             self._overflow(events)
             return
