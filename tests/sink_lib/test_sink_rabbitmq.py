@@ -209,3 +209,18 @@ def test_submit_with_wait_returns_after_broker_confirms(sink_settings: SinkSetti
         assert sink.stats()["confirmed"] == 20
         assert sink.ready()
     assert len(ids_in(queue_name(sink_settings.exchange, "alpha"), expect=20)) == 20
+
+
+def test_events_after_an_idle_spell_are_published(sink_settings: SinkSettings):
+    # the publisher polls while events flow and is woken again after it went idle
+    from sink_lib.publisher import IDLE_AFTER_S
+
+    declare(sink_settings, ["alpha"])
+    with EventSink(settings=sink_settings) as sink:
+        first = sink.emit("custom.tick", {"i": 1}).id
+        assert sink.flush(10)
+        time.sleep(IDLE_AFTER_S + 0.5)
+        assert sink._outbox.waker is not None  # idle: the next emit wakes the publisher
+        second = sink.emit("custom.tick", {"i": 2}).id
+        assert sink.flush(5)
+    assert ids_in(queue_name(sink_settings.exchange, "alpha"), expect=2) == [first, second]
