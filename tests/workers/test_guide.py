@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 import workers
+from sink_lib.event import Event
 from sink_lib.settings import SinkSettings
 from sink_lib.topology import dead_queue_name
 from tests.support import drain_queue, wait_for
 from workers.discard import DiscardSettings
-from workers.runtime import build_plugin
+from workers.runtime import WorkerMetrics, build_plugin
 from workers.testing import PluginContract, contract_settings
 
 from .helpers import make_event, publish, running
@@ -27,6 +28,7 @@ GUIDE = Path(workers.__file__).parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S)
 EXAMPLE = next(block for block in BLOCKS if "class JsonLinesWorker" in block)
 CONTRACT = next(block for block in BLOCKS if "class TestJsonLinesContract" in block)
+METRICS = next(block for block in BLOCKS if "class CountingDiscardWorker" in block)
 
 example = types.ModuleType("workers_guide_example")
 sys.modules[example.__name__] = example
@@ -99,3 +101,17 @@ def test_guide_lists_every_runtime_metric() -> None:
     names = {metric.name for metric in registry.collect()}
     undocumented = [n for n in names if n.removeprefix("eventsink_worker").removesuffix("_total") not in guide]
     assert not undocumented
+
+
+def test_guide_plugin_metrics_example_exports_its_count_on_the_worker_registry() -> None:
+    # Given the guide's plugin with a metric of its own, included in a worker's metrics
+    module = types.ModuleType("workers_guide_metrics")
+    exec(compile(METRICS, str(GUIDE), "exec"), module.__dict__)
+    plugin = build_plugin(module.CountingDiscardWorker)
+    metrics = WorkerMetrics(plugin.name)
+    metrics.include(plugin)
+    # When it drops two events without a userid and one with
+    events = [make_event(), make_event(), {**make_event(), "userid": "u1"}]
+    plugin.deliver([Event.parse(e) for e in events])
+    # Then its counter is served beside the runtime's
+    assert metrics.value("eventsink_discard_events_anonymous_total") == 2

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pika
 import pytest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
+from sink_lib.event import Event
+from sink_lib.settings import SinkSettings
 from workers.discard import DiscardWorker
 from workers.errors import PluginError, RejectEvents, RetryLater
 from workers.runtime import (
@@ -14,6 +18,8 @@ from workers.runtime import (
     Backoff,
     Batcher,
     Delivery,
+    Worker,
+    WorkerMetrics,
     build_plugin,
     dead_letter_properties,
     load_plugin_class,
@@ -266,3 +272,45 @@ def test_plugin_with_missing_dependencies_is_listed_unavailable_with_the_extra(
     assert "no_such_module_xyz" in info["ghost"].problem and "eventsink[ghost]" in info["ghost"].problem
     with pytest.raises(PluginError, match=r"eventsink\[ghost\]"):
         load_plugin_class("ghost")
+
+
+class CountingWorker(MemoryWorker):
+    """A plugin with a metric of its own."""
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        self.seen = Counter("eventsink_test_seen", "Events this plugin saw.", registry=registry)
+
+    def write(self, batch: Sequence[Event]) -> None:
+        self.seen.inc(len(batch))
+        super().write(batch)
+
+
+def test_a_plugin_registers_its_own_metrics_once_in_the_worker_registry() -> None:
+    # Given a plugin defining register_metrics
+    plugin = build_plugin(CountingWorker)
+    assert isinstance(plugin, CountingWorker)
+    metrics = WorkerMetrics(plugin.name)
+    # When a Worker is built on these metrics (and the plugin is included again, which is a no-op)
+    Worker(plugin, SinkSettings(exchange="unused"), metrics=metrics)
+    metrics.include(plugin)
+    plugin.deliver([Event.parse(make_event()), Event.parse(make_event())])
+    # Then its metric is in the worker's registry beside the runtime's, counted by the plugin
+    assert metrics.registry.get_sample_value("eventsink_test_seen_total") == 2
+    assert "eventsink_worker_events_processed_total" in generate_latest(metrics.registry).decode()
+
+
+def test_a_plugin_metric_clashing_with_the_runtime_is_a_plugin_error() -> None:
+    class Clashing(MemoryWorker):
+        def register_metrics(self, registry: CollectorRegistry) -> None:
+            Counter("eventsink_worker_events_processed", "Clash.", registry=registry)
+
+    metrics = WorkerMetrics("memory")
+    with pytest.raises(PluginError, match="metrics cannot be registered"):
+        metrics.include(build_plugin(Clashing))
+
+
+def test_plugins_without_metrics_need_nothing() -> None:
+    metrics = WorkerMetrics("discard")
+    before = generate_latest(metrics.registry)
+    metrics.include(build_plugin(DiscardWorker))
+    assert generate_latest(metrics.registry) == before

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import orjson
 import requests
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from sink_lib.errors import ConfigurationError
 from sink_lib.event import Event
@@ -79,6 +82,10 @@ class AmplitudeWorker(WorkerPlugin):
         self._session: requests.Session | None = None
         self.skipped = 0  # events acked unsent: no user_id/device_id of the minimum length
         self.throttled = 0  # events held back because Amplitude throttles their user/device
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Export the skipped and throttled counts on the worker's ``/metrics``."""
+        registry.register(_Counts(self))
 
     def open(self) -> None:
         """Create the HTTP session (connections are opened on the first request)."""
@@ -220,3 +227,23 @@ class AmplitudeWorker(WorkerPlugin):
         outcome.retry_later(held, "Amplitude throttled these users/devices", self.settings.throttle_backoff_s)
         if rest:
             pending.appendleft(rest)
+
+
+class _Counts(Collector):
+    """The plugin's own counters, read when Prometheus scrapes (the hot path only adds to ints)."""
+
+    def __init__(self, worker: AmplitudeWorker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """The current counts, labelled with the worker name like the runtime's metrics."""
+        name = self.worker.name
+        for metric, doc, value in (
+            ("eventsink_amplitude_events_skipped", "Events acked unsent: no user or device id of the minimum "
+             "length.", self.worker.skipped),
+            ("eventsink_amplitude_events_throttled", "Events held back because Amplitude throttles their user "
+             "or device.", self.worker.throttled),
+        ):
+            family = CounterMetricFamily(metric, doc, labels=["worker"])
+            family.add_metric([name], value)
+            yield family

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import requests
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from sink_lib.event import Event
 from workers.errors import RejectEvents, RetryLater
@@ -72,7 +75,12 @@ class GoogleAnalyticsWorker(WorkerPlugin):
         self._sessions: list[requests.Session] = []
         self._pool: ThreadPoolExecutor | None = None
         self.skipped = 0  # events acked unsent: no client id and no userid
+        self.invalid = 0  # events dead-lettered as invalid: beyond GA4's limits, or named by its validation
         self.sent = SentIds(0 if settings.validate_only else settings.remember_sent)
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Export the skipped and invalid counts on the worker's ``/metrics``."""
+        registry.register(_Counts(self))
 
     def open(self) -> None:
         """Start the sender threads (connections open on the first request)."""
@@ -122,6 +130,7 @@ class GoogleAnalyticsWorker(WorkerPlugin):
                     rejected[event_id] = "GA4 validation: " + "; ".join(messages)
                 log.warning("GA4 validation of event(s) %s: %s", ", ".join(named), "; ".join(messages))
         if rejected:
+            self.invalid += len(rejected)
             raise RejectEvents(rejected, retry_ids=retry)
         if retry:
             raise RetryLater(reason, event_ids=retry, delay_s=delay)
@@ -138,3 +147,23 @@ class GoogleAnalyticsWorker(WorkerPlugin):
             self._sessions.append(session)
         return post(session, self.settings.collect_url, self._params, request, self.settings.timeout_s,
                     self.settings.validate_only)
+
+
+class _Counts(Collector):
+    """The plugin's own counters, read when Prometheus scrapes (the hot path only adds to ints)."""
+
+    def __init__(self, worker: GoogleAnalyticsWorker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """The current counts, labelled with the worker name like the runtime's metrics."""
+        name = self.worker.name
+        for metric, doc, value in (
+            ("eventsink_google_analytics_events_skipped", "Events acked unsent: no client id and no userid.",
+             self.worker.skipped),
+            ("eventsink_google_analytics_events_invalid", "Events dead-lettered as invalid (GA4 limits or "
+             "validation messages).", self.worker.invalid),
+        ):
+            family = CounterMetricFamily(metric, doc, labels=["worker"])
+            family.add_metric([name], value)
+            yield family

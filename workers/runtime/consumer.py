@@ -62,6 +62,7 @@ class Worker:
         self.prefetch = ws.prefetch or 2 * ws.batch_size
         self.queue = queue_name(sink_settings.exchange, self.name)
         self.metrics = metrics if metrics is not None else WorkerMetrics(self.name)
+        self.metrics.include(plugin)
         self.dry_run = dry_run
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._clock = clock

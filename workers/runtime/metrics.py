@@ -2,6 +2,9 @@
 
 A registry per worker (rather than the process-global one) lets several workers, or a test's workers,
 live in one process without clashing metric names.
+
+A plugin adds metrics of its own by defining ``register_metrics(registry)``: :meth:`WorkerMetrics.include`
+calls it once with this registry (see "Plugin metrics" in ``workers/README.md``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from ..errors import PluginError
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -51,6 +56,21 @@ class WorkerMetrics:
         self.lag_seconds = self._lag.labels(worker)
         self.queue_messages = self._depth.labels(worker)
         self.destination_up = self._up.labels(worker)
+        self._included: set[int] = set()
+
+    def include(self, plugin: Any) -> None:
+        """Let ``plugin`` register its own metrics here, once, when it defines ``register_metrics``.
+
+        Raises PluginError when the plugin's metrics cannot be registered (e.g. a name the runtime uses).
+        """
+        register = getattr(plugin, "register_metrics", None)
+        if register is None or id(plugin) in self._included:
+            return
+        try:
+            register(self.registry)
+        except ValueError as exc:  # prometheus_client: duplicated or invalid metric names
+            raise PluginError(f"worker {self.worker!r}: its metrics cannot be registered: {exc}") from exc
+        self._included.add(id(plugin))
 
     def rejected(self, cause: str) -> Any:
         """The dead-letter counter for ``cause`` (``rejected`` by the destination, or ``malformed``)."""

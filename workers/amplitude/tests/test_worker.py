@@ -16,6 +16,7 @@ from sink_lib.settings import build_settings
 from tests.privacy.recorder import Recorded, RecordingServer, Reply
 from workers.amplitude import AmplitudeSettings, AmplitudeWorker
 from workers.errors import RejectEvents, RetryLater
+from workers.runtime import WorkerMetrics
 
 from .conftest import Script, event, ingested
 
@@ -74,6 +75,21 @@ def test_events_without_a_usable_id_are_skipped_and_counted(worker: AmplitudeWor
     # Then only the good one is sent, and the others are acked (no exception) and counted
     assert script.accepted == [good.id]
     assert worker.skipped == 2
+
+
+def test_skipped_and_throttled_counts_are_on_the_worker_metrics(amplitude: RecordingServer, script: Script) -> None:
+    # Given the worker's metrics with the plugin's own counters included
+    plugin = AmplitudeWorker(settings(amplitude, privacy_hash=[]))
+    metrics = WorkerMetrics(plugin.name)
+    metrics.include(plugin)
+    # When one event without a usable id is skipped and Amplitude throttles the user of another
+    script.respond = throttle_user("hot-user")
+    with pytest.raises(RetryLater):
+        plugin.write([event(userid=None), event(userid="hot-user"), event(userid="calm-user")])
+    # Then /metrics counts both, and the calm user's event went in
+    assert metrics.value("eventsink_amplitude_events_skipped_total") == 1
+    assert metrics.value("eventsink_amplitude_events_throttled_total") == 1
+    assert len(script.accepted) == 1
 
 
 def test_unmapped_types_keep_their_name_and_batches_respect_the_event_limit(

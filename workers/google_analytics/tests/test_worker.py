@@ -17,6 +17,7 @@ from sink_lib.settings import build_settings
 from tests.privacy.recorder import Recorded, RecordingServer, Reply
 from workers.errors import RejectEvents, RetryLater
 from workers.google_analytics import GoogleAnalyticsSettings, GoogleAnalyticsWorker
+from workers.runtime import WorkerMetrics
 
 from .conftest import Script, event
 
@@ -141,6 +142,20 @@ def test_events_without_client_or_user_id_are_skipped_and_counted(worker: Google
     worker.write([event(userid=None)])
     assert ga4.requests == []
     assert worker.skipped == 1
+
+
+def test_skipped_and_invalid_counts_are_on_the_worker_metrics(worker: GoogleAnalyticsWorker,
+                                                              script: Script) -> None:
+    # Given the worker's metrics with the plugin's own counters included
+    metrics = WorkerMetrics(worker.name)
+    metrics.include(worker)
+    # When a batch holds an event without any id, one over GA4's limits and a good one
+    with pytest.raises(RejectEvents):
+        worker.write([event(userid=None), event(data={"x" * 41: 1}), event()])
+    # Then /metrics counts the skipped and the invalid one, and the good one was sent
+    assert metrics.value("eventsink_google_analytics_events_skipped_total") == 1
+    assert metrics.value("eventsink_google_analytics_events_invalid_total") == 1
+    assert len(script.accepted) == 1
 
 
 def test_user_properties_go_in_the_request_within_their_limits(ga4: RecordingServer, script: Script) -> None:
