@@ -207,9 +207,9 @@ class Event(BaseModel):
     def parse(cls, raw: bytes | str | dict[str, Any]) -> Event:
         """Parse a body or dict, raising EventValidationError that names each bad field."""
         if isinstance(raw, dict):
-            try:
-                raw = orjson.dumps(raw)
-            except TypeError as exc:
+            try:  # the stdlib encoder, like the wire, takes integers of any size
+                raw = _encoder.encode(raw)
+            except (TypeError, ValueError) as exc:
                 raise EventValidationError.single("body", f"not JSON-serialisable: {exc}") from None
         try:
             # pydantic-core parses and validates the JSON in one pass, the cheapest way in

@@ -101,3 +101,10 @@ def test_extension_attributes_follow_cloudevents_naming():
         Event.parse({**base, "Bad_Name": "x"})
     with pytest.raises(EventValidationError):
         Event.parse({**base, "nested": {"a": 1}})
+
+
+def test_parse_takes_dicts_and_bodies_alike_even_with_big_integers():
+    env = build_envelope("a.b", {"huge": 2**70}, source="/s")
+    from_dict = Event.parse(env)
+    from_body = Event.parse(json.dumps(env).encode())
+    assert from_dict.data["huge"] == from_body.data["huge"] == 2**70
