@@ -40,6 +40,7 @@ from sink_lib.event import Event, build_envelope, encode
 from workers.amplitude import AmplitudeSettings, AmplitudeWorker
 from workers.google_analytics import GoogleAnalyticsSettings, GoogleAnalyticsWorker
 from workers.plugin import WorkerPlugin
+from workers.runtime import tune_gc
 
 AMQP = os.environ.get("EVENTSINK_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 BATCH = 500
@@ -230,6 +231,7 @@ def main() -> None:
     if args.serve:
         serve(args.serve)
         return
+    tune_gc()  # the garbage collector settings of a worker process (run_worker), for every path
     raw = envelopes(args.events)
     events = [Event.parse(e) for e in raw]
     proc, url = start_endpoint()

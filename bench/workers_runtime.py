@@ -33,7 +33,7 @@ from sink_lib.event import build_envelope, encode
 from sink_lib.settings import SinkSettings
 from sink_lib.topology import declare_exchange, declare_worker, queue_name
 from workers.discard import DiscardWorker
-from workers.runtime import Worker, WorkerMetrics, build_plugin
+from workers.runtime import Worker, WorkerMetrics, build_plugin, tune_gc
 
 AMQP = "amqp://guest:guest@localhost:5672/%2F"
 WORKER = "discard"
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=500, help="batch size (runtime default: 500)")
     args = parser.parse_args()
+    tune_gc()  # the garbage collector settings of a worker process (run_worker), for both consumers
     settings = SinkSettings(amqp_url=AMQP, exchange=f"bench_runtime_{uuid.uuid4().hex[:8]}")
     prefetch = 2 * args.batch
     payloads = bodies(args.events)

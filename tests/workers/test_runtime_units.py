@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Sequence
 
@@ -26,8 +27,10 @@ from workers.runtime import (
     outcome,
     prepare,
     reason_of,
+    tune_gc,
 )
 from workers.runtime.deadqueue import describe, matches, replay_properties
+from workers.runtime.run import GC_THRESHOLDS
 
 from .helpers import body_of, make_event
 from .plugins import MemoryWorker
@@ -314,3 +317,15 @@ def test_plugins_without_metrics_need_nothing() -> None:
     before = generate_latest(metrics.registry)
     metrics.include(build_plugin(DiscardWorker))
     assert generate_latest(metrics.registry) == before
+
+
+def test_tune_gc_freezes_start_up_objects_and_raises_the_young_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > before[0]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

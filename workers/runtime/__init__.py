@@ -10,7 +10,7 @@ from .loader import PluginInfo, build_plugin, describe_plugins, load_plugin_clas
 from .metrics import WorkerMetrics
 from .policy import Outcome, Prepared, outcome, parse_body, prepare
 from .processor import BatchProcessor
-from .run import run_worker, stop_on_signals
+from .run import run_worker, stop_on_signals, tune_gc
 
 __all__ = [
     "AckTracker",
@@ -34,4 +34,5 @@ __all__ = [
     "reason_of",
     "run_worker",
     "stop_on_signals",
+    "tune_gc",
 ]

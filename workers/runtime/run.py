@@ -1,11 +1,13 @@
 """``run_worker``: the entry point behind ``eventsink worker run NAME``.
 
-Loads the plugin, builds its settings from the environment (the edge), serves ``/metrics`` when
-``metrics_port`` is set, turns SIGTERM/SIGINT into a graceful stop, and runs the consumer loop.
+Loads the plugin, builds its settings from the environment (the edge), tunes the garbage collector
+for a draining process (:func:`tune_gc`), serves ``/metrics`` when ``metrics_port`` is set, turns
+SIGTERM/SIGINT into a graceful stop, and runs the consumer loop.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -24,6 +26,25 @@ from .loader import build_plugin, load_plugin_class
 from .metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
+
+#: Allocations between young-generation collections (CPython's default is 700), and the default ratios.
+GC_THRESHOLDS = (100_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Make cyclic garbage collection cheap for a process that drains a queue.
+
+    A worker keeps a batch or two of parsed events alive (thousands of objects each) while it creates
+    more; with CPython's default thresholds, collections run every 700 allocations and keep promoting
+    those live batches, so full collections that walk every object of the process come often: about a
+    quarter of a worker's CPU time in the influxdb benchmark. Freezing what start-up created (modules,
+    pydantic schemas, the plugin) takes it out of every later collection, and a young-generation
+    threshold of 100,000 lets a batch come and go between collections. Memory is still freed by
+    reference counting at once; only garbage in reference cycles waits a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @contextmanager
@@ -76,6 +97,7 @@ def run_worker(
     cls = load_plugin_class(name) if isinstance(name, str) else name
     plugin = build_plugin(cls, **settings_overrides)
     metrics = WorkerMetrics(plugin.name, registry)
+    tune_gc()
     stop = stop_event if stop_event is not None else threading.Event()
     server = None
     port = plugin.settings.metrics_port
