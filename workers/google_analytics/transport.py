@@ -88,12 +88,37 @@ def _request(head: dict[str, Any], chunk: list[tuple[Outgoing, bytes]]) -> Reque
     return Request([item for item, _ in chunk], start + b",".join(raw for _, raw in chunk) + end)
 
 
-def post(session: requests.Session, url: str, params: dict[str, str], request: Request, timeout_s: float,
-         validating: bool) -> Answer:
+class Poster:
+    """POSTs JSON bodies to one URL over one keep-alive session (one per sender thread).
+
+    The request (URL with its query string, headers, the session's settings) is prepared once; each
+    post sends a copy carrying the new body. That skips what ``session.post`` redoes on every call
+    (parsing and encoding the URL and parameters, merging settings): against a nearby endpoint about
+    a third of the client's CPU time per request.
+    """
+
+    def __init__(self, url: str, params: dict[str, str]) -> None:
+        self.session = new_session(url)
+        self._template = self.session.prepare_request(
+            requests.Request("POST", url, params=params, headers={"Content-Type": "application/json"})
+        )
+
+    def post(self, body: bytes, timeout_s: float) -> requests.Response:
+        """Send ``body``; raises what requests raises."""
+        prepared = self._template.copy()
+        prepared.body = body
+        prepared.headers["Content-Length"] = str(len(body))
+        return self.session.send(prepared, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
+
+
+def post(poster: Poster, request: Request, timeout_s: float, validating: bool) -> Answer:
     """Send one request and read its answer; never raises for network trouble (it is an Answer)."""
     try:
-        response = session.post(url, params=params, data=request.body,
-                                headers={"Content-Type": "application/json"}, timeout=timeout_s)
+        response = poster.post(request.body, timeout_s)
     except requests.RequestException as exc:
         return Answer(False, f"Google Analytics unreachable: {type(exc).__name__}")
     if not 200 <= response.status_code < 300:

@@ -9,7 +9,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
-import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -20,7 +19,7 @@ from workers.plugin import WorkerPlugin
 
 from .mapping import Mapper, Outgoing, Unsendable
 from .settings import GoogleAnalyticsSettings
-from .transport import Answer, Request, build_requests, new_session, post
+from .transport import Answer, Poster, Request, build_requests, post
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class GoogleAnalyticsWorker(WorkerPlugin):
         self._params = {"measurement_id": settings.measurement_id,
                         "api_secret": settings.api_secret.get_secret_value()}
         self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._posters: list[Poster] = []
         self._pool: ThreadPoolExecutor | None = None
         self.skipped = 0  # events acked unsent: no client id and no userid
         self.invalid = 0  # events dead-lettered as invalid: beyond GA4's limits, or named by its validation
@@ -92,9 +91,9 @@ class GoogleAnalyticsWorker(WorkerPlugin):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        for session in self._sessions:
-            session.close()
-        self._sessions.clear()
+        for poster in self._posters:
+            poster.close()
+        self._posters.clear()
 
     def write(self, batch: Sequence[Event]) -> None:
         """Send ``batch``; raise RejectEvents / RetryLater for the events GA4 did not take."""
@@ -141,12 +140,11 @@ class GoogleAnalyticsWorker(WorkerPlugin):
         return list(self._pool.map(self._send, requests_))
 
     def _send(self, request: Request) -> Answer:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = new_session(self.settings.collect_url)
-            self._sessions.append(session)
-        return post(session, self.settings.collect_url, self._params, request, self.settings.timeout_s,
-                    self.settings.validate_only)
+        poster = getattr(self._local, "poster", None)
+        if poster is None:
+            poster = self._local.poster = Poster(self.settings.collect_url, self._params)
+            self._posters.append(poster)
+        return post(poster, request, self.settings.timeout_s, self.settings.validate_only)
 
 
 class _Counts(Collector):
