@@ -119,7 +119,9 @@ _ORJSON_OPTIONS = (
 def _dumps(envelope: dict[str, Any]) -> bytes:
     if _has_nonfinite(envelope["data"]):  # orjson would write NaN/Infinity as null
         raise ValueError("non-finite float")
-    return orjson.dumps(envelope, option=_ORJSON_OPTIONS)
+    # orjson's result keeps the over-allocated buffer it was written in (4 KiB behind a 1 KiB event);
+    # an exact-size copy costs a fraction of a microsecond and a third of the memory of a full queue
+    return bytes(memoryview(orjson.dumps(envelope, option=_ORJSON_OPTIONS)))
 
 
 def _has_nonfinite(value: Any) -> bool:
