@@ -169,11 +169,14 @@ class Mapper:
 
     def point(self, event: Event) -> Point | None:
         """The point of ``event``; None to store nothing for it."""
-        m = self.mapping_for(event.type)
-        tags = {"type": event.type, "source": event.source}
-        if event.region:
-            tags["region"] = event.region
-        fields: dict[str, Any] = {"id": event.id}
+        type_name = event.type
+        m = self._compiled.get(type_name) or self.mapping_for(type_name)
+        tags = {"type": type_name, "source": event.source}
+        region = event.region
+        if region:
+            tags["region"] = region
+        event_id = event.id
+        fields: dict[str, Any] = {"id": event_id}
         if self.store_userid and event.userid:
             fields["userid"] = event.userid
         data = event.data
@@ -199,7 +202,10 @@ class Mapper:
             elif kind is bool:
                 fields[name] = value
         if m.host_from is not None:
-            host = self._host(data.get(m.host_from))
+            url = data.get(m.host_from)
+            host = self._hosts.get(url, "") if type(url) is str else None
+            if host == "":
+                host = self._host(url)
             if host:
                 tags["host"] = host
         if m.status_class_from is not None:
@@ -208,9 +214,9 @@ class Mapper:
                 tags["status_class"] = klass
         if self.id_shards > 1:
             # a bounded tag that splits each series, dividing chance timestamp collisions (see README)
-            tags["id_shard"] = str(zlib.adler32(event.id.encode()) % self.id_shards)
-        return Point(event.id, self.measurement(event, m), tags, fields,
-                     point_time_ns(event.time, event.id, self.id_digits))
+            tags["id_shard"] = str(zlib.adler32(event_id.encode()) % self.id_shards)
+        return Point(event_id, self.measurement(event, m), tags, fields,
+                     point_time_ns(event.time, event_id, self.id_digits))
 
     def _host(self, url: Any) -> str | None:
         if not isinstance(url, str):
