@@ -284,4 +284,12 @@ def _close_all_at_exit() -> None:
                 log.exception("closing an EventSink at exit failed")
 
 
+def _reset_sinks_in_child() -> None:
+    # The parent's threads do not exist in the child; any lock they held at fork() would stay held.
+    for sink in list(_live_sinks):
+        sink._start_lock = threading.Lock()
+        sink._reset()
+
+
 atexit.register(_close_all_at_exit)
+os.register_at_fork(after_in_child=_reset_sinks_in_child)

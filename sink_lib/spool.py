@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +24,7 @@ from typing import NamedTuple
 from .errors import SpoolError, SpoolFullError
 
 log = logging.getLogger(__name__)
+_spools: weakref.WeakSet[Spool] = weakref.WeakSet()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -59,6 +61,13 @@ class Spool:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._owner = ""
+        _spools.add(self)
+
+    def _after_fork(self) -> None:
+        # A thread of the parent may have held the lock at fork(): the child starts with a fresh one,
+        # and must not touch the parent's SQLite handle (it opens its own on first use).
+        self._lock = threading.Lock()
+        self._conn = None
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -221,6 +230,14 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise
+
+
+def _reinit_spools_in_child() -> None:
+    for spool in list(_spools):
+        spool._after_fork()
+
+
+os.register_at_fork(after_in_child=_reinit_spools_in_child)
 
 
 def _alive(pid: int) -> bool:

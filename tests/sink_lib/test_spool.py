@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,37 @@ def test_expired_claims_return_to_the_pool(tmp_path: Path):
     a.append(records(2))
     a.claim(2)
     assert len(Spool(tmp_path, 1 << 20, lease_s=0.0).claim(10)) == 2
+
+
+def test_a_child_forked_while_the_lock_is_held_can_still_spool(tmp_path: Path):
+    # Given a spool whose lock another thread holds at the moment of fork()
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append(records(1))
+    spool._lock.acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the holder thread does not exist here
+            try:
+                spool.append(records(1, start=1))
+                os._exit(0 if spool.count() == 2 else 1)
+            except BaseException:
+                os._exit(2)
+        status = _wait_or_kill(pid, 20.0)
+    finally:
+        spool._lock.release()
+    # Then the child wrote, instead of waiting forever on the inherited lock
+    assert status == 0, "the child hung on the lock it inherited" if status is None else status
+    assert spool.count() == 2
+
+
+def _wait_or_kill(pid: int, timeout: float) -> int | None:
+    """The child's exit code, or None after killing it when it has not exited within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None
