@@ -36,11 +36,22 @@ ACCEPTED = Counter("eventsink_api_events_accepted_total", "Events answered 2xx (
                    ["endpoint"])
 REJECTED = Counter("eventsink_api_requests_rejected_total", "Requests answered 4xx/5xx, by reason.",
                    ["reason"])
-SPOOLED = Counter("eventsink_api_events_spooled_total", "Events written to the local spool (broker away).")
-SPOOL_PENDING = Gauge("eventsink_api_spool_pending", "Events waiting in the local spool.",
-                      multiprocess_mode="livemax")
-CONNECTED = Gauge("eventsink_api_broker_connected", "1 when the worker's sink is connected to RabbitMQ.",
-                  multiprocess_mode="livemin")
+_sink_metrics: dict[str, Any] = {}
+
+
+def _sink_metric(name: str) -> Any:
+    """The sink metrics, created on first use: a metric without labels makes its value store when it
+    is created, and under ``eventsink api`` that must happen after multiprocess mode is switched on
+    (in the worker), or its samples never reach /metrics."""
+    if not _sink_metrics:
+        _sink_metrics["spooled"] = Counter(
+            "eventsink_api_events_spooled_total", "Events written to the local spool (broker away).")
+        _sink_metrics["pending"] = Gauge(
+            "eventsink_api_spool_pending", "Events waiting in the local spool.", multiprocess_mode="livemax")
+        _sink_metrics["connected"] = Gauge(
+            "eventsink_api_broker_connected", "1 when the worker's sink is connected to RabbitMQ.",
+            multiprocess_mode="livemin")
+    return _sink_metrics[name]
 
 bp = Blueprint("metrics", __name__)
 
@@ -67,10 +78,10 @@ def observe_sink(sink: Any, every_s: float = 1.0) -> None:
         stats = sink.stats()
         spooled = int(stats.get("spooled") or 0)
         if spooled > _observed["spooled"]:
-            SPOOLED.inc(spooled - _observed["spooled"])
+            _sink_metric("spooled").inc(spooled - _observed["spooled"])
         _observed["spooled"] = spooled
-        SPOOL_PENDING.set(stats.get("spool_pending") or 0)
-        CONNECTED.set(1 if stats.get("connected") else 0)
+        _sink_metric("pending").set(stats.get("spool_pending") or 0)
+        _sink_metric("connected").set(1 if stats.get("connected") else 0)
     finally:
         _observe_lock.release()
 

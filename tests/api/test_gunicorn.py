@@ -107,6 +107,9 @@ def test_posted_events_arrive_in_a_bound_queue(api: ApiProcess, key: str, exchan
 
     text = session.get(api.url + "/metrics", timeout=5).text
     assert 'eventsink_api_events_accepted_total{endpoint="events"} 5.0' in text
+    # the sink's gauges (no labels) reach /metrics under gunicorn's multiprocess mode too
+    assert "eventsink_api_broker_connected 1.0" in text
+    assert "eventsink_api_spool_pending 0.0" in text
 
 
 @pytest.mark.rabbitmq
