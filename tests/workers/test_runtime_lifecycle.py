@@ -14,8 +14,7 @@ from sink_lib.settings import SinkSettings
 from sink_lib.topology import dead_queue_name, queue_name
 from tests.support import queue_depth, start_rabbitmq, stop_rabbitmq, wait_for
 from workers.errors import RetryLater
-from workers.runtime import Worker, build_plugin, run_worker
-from workers.runtime.consumer import RECV_BYTES, widen_reads
+from workers.runtime import build_plugin, run_worker
 
 from .helpers import make_event, publish, running
 from .plugins import MemoryWorker
@@ -211,17 +210,3 @@ def test_metrics_port_in_use_is_a_configuration_error_naming_the_variable(sink_s
         port = busy.getsockname()[1]
         with pytest.raises(ConfigurationError, match="EVENTSINK_MEMORY_METRICS_PORT"):
             run_worker(MemoryWorker, sink_settings, stop_event=threading.Event(), metrics_port=port)
-
-
-def test_the_worker_connection_reads_the_socket_in_large_chunks(sink_settings: SinkSettings) -> None:
-    # Given a worker's broker connection (the installed pika's transport)
-    worker = Worker(memory(), sink_settings)
-    connection = worker._connect()
-    try:
-        # Then it reads RECV_BYTES per socket read, not pika's 4 KB (a pika upgrade that moves the
-        # attribute fails here instead of silently costing CPU)
-        assert connection._impl._transport._MAX_RECV_BYTES == RECV_BYTES > 4096
-        # And a connection without such a transport is left alone
-        assert widen_reads(object()) is False
-    finally:
-        connection.close()

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # longest time between two looks at the stop event
 DEPTH_EVERY_S = 5.0
-RECV_BYTES = 32_768  # bytes per socket read (pika reads 4 KB)
 FATAL_BROKER_ERRORS = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAccessDeniedError)
 
 
@@ -154,10 +153,7 @@ class Worker:
         # a broker resource alarm blocks publishing (our dead letters); give up and reconnect after a while
         params.blocked_connection_timeout = 120
         params.client_properties = {"connection_name": f"eventsink worker {self.name}"}
-        connection = pika.BlockingConnection(params)
-        if not widen_reads(connection):
-            log.debug("worker %s: pika's transport has no read size to widen; reading 4 KB at a time", self.name)
-        return connection
+        return pika.BlockingConnection(params)
 
     def _session(self) -> None:
         """One broker connection: declare, consume and process until stopped or the connection drops."""
@@ -245,20 +241,3 @@ class Worker:
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         assert self._dead is not None
         self._dead.publish(delivery, reason)
-
-
-def widen_reads(connection: Any, size: int = RECV_BYTES) -> bool:
-    """Let pika read up to ``size`` bytes per socket read on ``connection``; False when it cannot.
-
-    pika reads 4 KB at a time, and every read is a round of its I/O loop and of ours: with a queue
-    draining at full speed that is one round per four 1 KB messages. In alternating in-process runs
-    of the influxdb worker, 32 KB reads took 30-36 µs of CPU per event against 40-49 µs with 4 KB
-    (on a busier machine later, the two were within its noise); 64 KB and more lose again, as pika
-    trims its frame buffer by copying. The size is a private attribute of pika's transport, hence the guard: with a pika
-    that has none, nothing changes but the speed.
-    """
-    transport = getattr(getattr(connection, "_impl", None), "_transport", None)
-    if transport is None or not hasattr(transport, "_MAX_RECV_BYTES"):
-        return False
-    transport._MAX_RECV_BYTES = size
-    return True
