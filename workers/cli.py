@@ -15,7 +15,7 @@ from sink_lib.cli import load_settings
 from sink_lib.errors import EventSinkError
 from sink_lib.topology import installed_workers, queue_status
 
-from .runtime import describe_plugins, run_worker
+from .runtime import describe_plugins, run_worker, tune_gc
 from .runtime.deadqueue import list_dead, replay_dead
 
 
@@ -72,6 +72,7 @@ def worker_run(name: str, dry_run: bool, log_level: str) -> None:
         _quiet_pika()
     settings = load_settings()
     try:
+        tune_gc()  # this process is the worker: its garbage collector is ours to tune
         run_worker(name, settings, dry_run=dry_run)
     except EventSinkError as exc:
         raise click.ClickException(str(exc)) from exc

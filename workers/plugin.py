@@ -51,6 +51,10 @@ class WorkerPlugin:
 
     ``accepts`` is the default list of type patterns the plugin takes (``None``: every type); the
     ``types`` setting overrides it. Events the plugin does not take are acked and counted, never written.
+
+    Optionally define ``register_metrics(self, registry: CollectorRegistry) -> None`` to add the
+    plugin's own metrics to the worker's /metrics; the runtime calls it once, before ``open()`` (see
+    workers/README.md, "Plugin metrics").
     """
 
     name: ClassVar[str] = ""

@@ -1,8 +1,9 @@
 """``run_worker``: the entry point behind ``eventsink worker run NAME``.
 
-Loads the plugin, builds its settings from the environment (the edge), tunes the garbage collector
-for a draining process (:func:`tune_gc`), serves ``/metrics`` when ``metrics_port`` is set, turns
-SIGTERM/SIGINT into a graceful stop, and runs the consumer loop.
+Loads the plugin, builds its settings from the environment (the edge), serves ``/metrics`` when
+``metrics_port`` is set, turns SIGTERM/SIGINT into a graceful stop, and runs the consumer loop.
+:func:`tune_gc` sets the garbage collector for a draining process; ``eventsink worker run`` calls it,
+``run_worker`` does not (it may run inside a process that is not only a worker).
 """
 
 from __future__ import annotations
@@ -97,7 +98,6 @@ def run_worker(
     cls = load_plugin_class(name) if isinstance(name, str) else name
     plugin = build_plugin(cls, **settings_overrides)
     metrics = WorkerMetrics(plugin.name, registry)
-    tune_gc()
     stop = stop_event if stop_event is not None else threading.Event()
     server = None
     port = plugin.settings.metrics_port
