@@ -15,17 +15,9 @@ from amplitude.event import is_validate_object
 from amplitude.utils import truncate
 
 from sink_lib.event import Event
+from workers.thirdparty import Unsendable
 
 from .settings import AmplitudeSettings
-
-
-class Unsendable(Exception):
-    """The event cannot be sent; ``skip`` True means it is acked and counted, else dead-lettered."""
-
-    def __init__(self, reason: str, *, skip: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.skip = skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,12 @@ from amplitude import constants
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from workers.plugin import WorkerSettings
-from workers.privacy import PERSONAL_DATA_DROP
+from workers.thirdparty import ThirdPartySettings
 
 ENV_PREFIX = "EVENTSINK_AMPLITUDE_"
 
 
-class AmplitudeSettings(WorkerSettings):
+class AmplitudeSettings(ThirdPartySettings):
     """Where and how the amplitude worker sends events; every field is ``EVENTSINK_AMPLITUDE_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -41,14 +40,6 @@ class AmplitudeSettings(WorkerSettings):
         30.0, ge=0, description="How long a throttled user/device is held back after a 429 (Amplitude: 30 s)."
     )
     # Third-party destination: no e-mail, IP or name fields leave the system, user ids are pseudonymised.
-    privacy_drop: list[str] = Field(
-        default_factory=lambda: list(PERSONAL_DATA_DROP),
-        description="Fields removed before sending; default: e-mail, IP and *name* fields (see README).",
-    )
-    privacy_hash: list[str] = Field(
-        default_factory=lambda: ["userid"],
-        description="Fields replaced by HMAC-SHA256(privacy_secret, value); default: userid.",
-    )
 
     @property
     def url(self) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from workers.thirdparty import retry_after
+
 from .mapping import Outgoing
 
 _INDEX_LISTS = (
@@ -94,26 +96,4 @@ def post(session: requests.Session, url: str, body: bytes, timeout_s: float) -> 
         parsed = response.json()
     except ValueError:
         parsed = {}
-    return Answer(response.status_code, parsed if isinstance(parsed, dict) else {}, _retry_after(response))
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def new_session(url: str) -> requests.Session:
-    """A keep-alive session whose proxy and CA settings come from the environment once, here.
-
-    requests otherwise re-reads the proxy environment on every request, which costs more than the
-    request itself against a nearby endpoint.
-    """
-    session = requests.Session()
-    resolved = session.merge_environment_settings(url, {}, None, None, None)
-    session.trust_env = False
-    session.proxies.update(resolved.get("proxies") or {})
-    session.verify = resolved.get("verify", True)
-    return session
+    return Answer(response.status_code, parsed if isinstance(parsed, dict) else {}, retry_after(response))

@@ -9,23 +9,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import orjson
 import requests
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
 
 from sink_lib.errors import ConfigurationError
 from sink_lib.event import Event
 from workers.errors import RejectEvents, RetryLater
 from workers.plugin import WorkerPlugin
+from workers.thirdparty import PluginCounters, new_session
 
 from .mapping import Outgoing, Unsendable, to_amplitude
 from .settings import ENV_PREFIX, AmplitudeSettings
-from .transport import Answer, new_session, post, request_body
+from .transport import Answer, post, request_body
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,12 @@ class AmplitudeWorker(WorkerPlugin):
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         """Export the skipped and throttled counts on the worker's ``/metrics``."""
-        registry.register(_Counts(self))
+        registry.register(PluginCounters(self.name, [
+            ("eventsink_amplitude_events_skipped",
+             "Events acked unsent: no user or device id of the minimum length.", lambda: self.skipped),
+            ("eventsink_amplitude_events_throttled",
+             "Events held back because Amplitude throttles their user or device.", lambda: self.throttled),
+        ]))
 
     def open(self) -> None:
         """Create the HTTP session (connections are opened on the first request)."""
@@ -227,23 +231,3 @@ class AmplitudeWorker(WorkerPlugin):
         outcome.retry_later(held, "Amplitude throttled these users/devices", self.settings.throttle_backoff_s)
         if rest:
             pending.appendleft(rest)
-
-
-class _Counts(Collector):
-    """The plugin's own counters, read when Prometheus scrapes (the hot path only adds to ints)."""
-
-    def __init__(self, worker: AmplitudeWorker) -> None:
-        self.worker = worker
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        """The current counts, labelled with the worker name like the runtime's metrics."""
-        name = self.worker.name
-        for metric, doc, value in (
-            ("eventsink_amplitude_events_skipped", "Events acked unsent: no user or device id of the minimum "
-             "length.", self.worker.skipped),
-            ("eventsink_amplitude_events_throttled", "Events held back because Amplitude throttles their user "
-             "or device.", self.worker.throttled),
-        ):
-            family = CounterMetricFamily(metric, doc, labels=["worker"])
-            family.add_metric([name], value)
-            yield family

@@ -26,21 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sink_lib.event import Event
+from workers.thirdparty import Unsendable
 
 from . import limits
 from .settings import GoogleAnalyticsSettings
 
 # the value of a ``_ga`` cookie ("GA1.1.<random>.<timestamp>"): the client id is its last two parts
 _GA_COOKIE = re.compile(r"^GA\d+\.\d+\.(\d+\.\d+)$")
-
-
-class Unsendable(Exception):
-    """The event cannot be sent; ``skip`` True means acked and counted, else dead-lettered."""
-
-    def __init__(self, reason: str, *, skip: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.skip = skip
 
 
 @dataclass(frozen=True, slots=True)

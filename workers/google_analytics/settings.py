@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from workers.plugin import WorkerSettings
-from workers.privacy import PERSONAL_DATA_DROP
+from workers.thirdparty import ThirdPartySettings
 
 from .limits import BACKDATING_LIMIT_S
 
@@ -24,7 +23,7 @@ DEFAULT_PARAM_NAMES = {
 }
 
 
-class GoogleAnalyticsSettings(WorkerSettings):
+class GoogleAnalyticsSettings(ThirdPartySettings):
     """Where and how the google_analytics worker sends events (``EVENTSINK_GOOGLE_ANALYTICS_<FIELD>``)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -72,14 +71,6 @@ class GoogleAnalyticsSettings(WorkerSettings):
     concurrency: int = Field(
         8, ge=1, le=64,
         description="Requests in flight at once; each carries one client's events (raise it when GA is far).",
-    )
-    privacy_drop: list[str] = Field(
-        default_factory=lambda: list(PERSONAL_DATA_DROP),
-        description="Fields removed before sending; default: e-mail, IP and *name* fields (see README).",
-    )
-    privacy_hash: list[str] = Field(
-        default_factory=lambda: ["userid"],
-        description="Fields replaced by HMAC-SHA256(privacy_secret, value); default: userid.",
     )
 
     @property

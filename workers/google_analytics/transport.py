@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 import requests
 
+from workers.thirdparty import new_session, retry_after
+
 from . import limits
 from .mapping import Outgoing
 
@@ -122,7 +124,7 @@ def post(poster: Poster, request: Request, timeout_s: float, validating: bool) -
     except requests.RequestException as exc:
         return Answer(False, f"Google Analytics unreachable: {type(exc).__name__}")
     if not 200 <= response.status_code < 300:
-        return Answer(False, f"Google Analytics answered {response.status_code}", _retry_after(response))
+        return Answer(False, f"Google Analytics answered {response.status_code}", retry_after(response))
     if not validating:
         return Answer(True)
     return Answer(True, messages=_validation_messages(response))
@@ -140,25 +142,3 @@ def _validation_messages(response: requests.Response) -> dict[int | None, list[s
         text = f"{message.get('description', '')} ({message.get('validationCode', '?')} at {path or 'request'})"
         out[int(match.group(1)) if match else None].append(text)
     return dict(out)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def new_session(url: str) -> requests.Session:
-    """A keep-alive session whose proxy and CA settings come from the environment once, here.
-
-    requests otherwise re-reads the proxy environment on every request, which costs more than the
-    request itself against a nearby endpoint.
-    """
-    session = requests.Session()
-    resolved = session.merge_environment_settings(url, {}, None, None, None)
-    session.trust_env = False
-    session.proxies.update(resolved.get("proxies") or {})
-    session.verify = resolved.get("verify", True)
-    return session

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
 
 from sink_lib.event import Event
 from workers.errors import RejectEvents, RetryLater
 from workers.plugin import WorkerPlugin
+from workers.thirdparty import PluginCounters
 
 from .mapping import Mapper, Outgoing, Unsendable
 from .settings import GoogleAnalyticsSettings
@@ -79,7 +78,12 @@ class GoogleAnalyticsWorker(WorkerPlugin):
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         """Export the skipped and invalid counts on the worker's ``/metrics``."""
-        registry.register(_Counts(self))
+        registry.register(PluginCounters(self.name, [
+            ("eventsink_google_analytics_events_skipped",
+             "Events acked unsent: no client id and no userid.", lambda: self.skipped),
+            ("eventsink_google_analytics_events_invalid",
+             "Events dead-lettered as invalid (GA4 limits or validation messages).", lambda: self.invalid),
+        ]))
 
     def open(self) -> None:
         """Start the sender threads (connections open on the first request)."""
@@ -145,23 +149,3 @@ class GoogleAnalyticsWorker(WorkerPlugin):
             poster = self._local.poster = Poster(self.settings.collect_url, self._params)
             self._posters.append(poster)
         return post(poster, request, self.settings.timeout_s, self.settings.validate_only)
-
-
-class _Counts(Collector):
-    """The plugin's own counters, read when Prometheus scrapes (the hot path only adds to ints)."""
-
-    def __init__(self, worker: GoogleAnalyticsWorker) -> None:
-        self.worker = worker
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        """The current counts, labelled with the worker name like the runtime's metrics."""
-        name = self.worker.name
-        for metric, doc, value in (
-            ("eventsink_google_analytics_events_skipped", "Events acked unsent: no client id and no userid.",
-             self.worker.skipped),
-            ("eventsink_google_analytics_events_invalid", "Events dead-lettered as invalid (GA4 limits or "
-             "validation messages).", self.worker.invalid),
-        ):
-            family = CounterMetricFamily(metric, doc, labels=["worker"])
-            family.add_metric([name], value)
-            yield family
