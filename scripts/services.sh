@@ -45,6 +45,8 @@ PY
 
 influxdb_up() { curl -fsS -o /dev/null "http://127.0.0.1:8086/ping"; }
 
+redis_up() { python3 -c "import socket; socket.create_connection(('127.0.0.1', 6379), timeout=1).close()"; }
+
 start() {
   if ! rabbitmq_up; then
     echo "starting RabbitMQ"
@@ -62,6 +64,12 @@ start() {
     INFLUXDB_REPORTING_DISABLED=true INFLUXDB_HTTP_LOG_ENABLED=false \
       nohup influxd -config /etc/influxdb/influxdb.conf >/var/log/influxd-eventsink.log 2>&1 &
     wait_for 60 "InfluxDB on :8086" influxdb_up
+  fi
+  # Redis backs the shared rate-limit store test of the API (optional: started when installed)
+  if have redis-server && ! redis_up; then
+    echo "starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    wait_for 30 "Redis on :6379" redis_up || true
   fi
   echo "RabbitMQ: up (localhost:5672)  InfluxDB: up (http://127.0.0.1:8086)"
 }
