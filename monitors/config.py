@@ -12,13 +12,12 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import MonitorConfigError
-from .targets import HttpTarget, NginxLogTarget, PingTarget, TcpTarget
+from .targets import HttpTarget, NginxLogTarget, PingTarget, TcpTarget, check_http_url
 
 Target = Annotated[HttpTarget | PingTarget | TcpTarget | NginxLogTarget, Field(discriminator="kind")]
 KINDS = ("http", "ping", "tcp", "nginx_log")
@@ -65,10 +64,7 @@ class MonitorConfig(BaseModel):
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value.rstrip("/")
+        return check_http_url(value).rstrip("/")
 
     @field_validator("region")
     @classmethod

@@ -10,6 +10,17 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def check_http_url(value: str) -> str:
+    """``value`` when it is an http(s) URL with a host and a valid port; ValueError says why not."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
 class TargetBase(BaseModel):
     """Keys every target has: name, schedule, and how results become up/down/degraded."""
 
@@ -42,14 +53,7 @@ class HttpTarget(TargetBase):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+        return check_http_url(value)
 
     @field_validator("body_pattern")
     @classmethod
