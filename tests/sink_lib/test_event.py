@@ -31,6 +31,18 @@ def test_ids_are_unique_uuid4():
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in list(ids)[:100])
 
 
+def test_generated_ids_do_not_follow_the_random_module_state():
+    # Given the random module put back into the same state (seeded, or as a fork inherits it)
+    import random
+
+    random.seed(1234)
+    first = new_id()
+    random.seed(1234)
+    second = new_id()
+    # Then ids still differ: they come from the operating system's cryptographic source
+    assert first != second
+
+
 def test_time_is_rfc3339_utc_with_z():
     stamp = now_rfc3339()
     assert stamp.endswith("Z") and "T" in stamp
