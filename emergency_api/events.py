@@ -1,6 +1,7 @@
 """``POST /api/v1/events``: one CloudEvents-style object, or a JSON array of them.
 
-A client sends at least ``type`` and ``data``; it may send ``id`` (for idempotent retries), ``time``,
+A client sends at least ``type`` and ``data``; it may send ``id`` (for idempotent retries; published
+scoped to its key, see ``ApiKey.event_id``), ``time``,
 ``subject``, ``userid``, ``region`` and ``source`` (appended to the key's source). ``specversion``
 and ``datacontenttype`` may be sent if they hold the only values the API writes. Any other
 top-level field is refused. A batch is all-or-nothing: if one event is invalid, none is published.
@@ -99,7 +100,7 @@ def post_events() -> Response:
     for index, item in enumerate(items):
         try:
             prepared.append(out.prepare(
-                item["type"], item["data"], source=source_of(key, item.get("source")), id=item.get("id"),
+                item["type"], item["data"], source=source_of(key, item.get("source")), id=key.event_id(item.get("id")),
                 time=item.get("time"), subject=item.get("subject"), userid=item.get("userid"),
                 region=item.get("region"),
             ))

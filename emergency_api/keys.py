@@ -23,6 +23,7 @@ import re
 import secrets
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ from sink_lib.event import now_rfc3339
 
 KEY_PREFIX = "es"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# Client-chosen event ids are published as uuid5(CLIENT_ID_NAMESPACE, "<key id>/<client id>"): one key
+# cannot publish (or pre-empt as a duplicate) an id another key's events carry, and a retry with the
+# same key and id still publishes the same id.
+CLIENT_ID_NAMESPACE = uuid.UUID("df507a6c-4351-5be6-97af-6387206e605a")
 _KEY_SHAPE = re.compile(r"^es_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -53,6 +58,12 @@ class ApiKey:
     def allows(self, event_type: str) -> bool:
         """True when one of the key's scopes (fnmatch patterns) matches ``event_type``."""
         return _scope_matcher(self.scopes)(event_type) is not None
+
+    def event_id(self, client_id: str | None) -> str | None:
+        """The id an event the client sent with ``client_id`` is published under (None stays None)."""
+        if client_id is None:
+            return None
+        return str(uuid.uuid5(CLIENT_ID_NAMESPACE, f"{self.id}/{client_id}"))
 
     def to_json(self) -> dict[str, Any]:
         """The entry as stored in the file."""

@@ -50,7 +50,9 @@ def _event_schema(types: list[str]) -> dict[str, Any]:
     }
     for name, limit in OPTIONAL_STRINGS.items():
         props[name] = {"type": "string", "minLength": 1, "maxLength": limit}
-    props["id"]["description"] = "Unique id (default: a new uuid4); resend the same id when retrying."
+    props["id"]["description"] = ("Your id for the event; resend the same id when retrying. It is published "
+                                  "scoped to your key (uuid5, see the README); the answer lists the ids "
+                                  "published. Default: a new random uuid4.")
     props["time"].update(format="date-time", description="RFC 3339 time (default: time of arrival).")
     props["source"].update(pattern=_SOURCE_PATH.pattern,
                            description="Appended to the key's source: /api/<key name>/<source>.")

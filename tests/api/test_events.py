@@ -45,10 +45,49 @@ def test_client_attributes_are_kept_and_source_is_appended(
              "datacontenttype": "application/json"}
     assert post(client, health_key, event).status_code == 202
     [envelope] = fake_sink.envelopes
-    assert envelope["id"] == "retry-safe-1"
+    # a client's id is published scoped to its key, as the README gives the formula
+    assert envelope["id"] == scoped_id(health_key, "retry-safe-1")
     assert envelope["time"] == "2024-05-01T08:00:00.000000Z"
     assert envelope["source"] == "/api/monitor/monitor/us-east"
     assert (envelope["subject"], envelope["userid"], envelope["region"]) == ("svc/web", "u1", "us-east")
+
+
+CLIENT_ID_NAMESPACE = uuid.UUID("df507a6c-4351-5be6-97af-6387206e605a")
+
+
+def scoped_id(key: str, client_id: str) -> str:
+    """The published id of ``client_id`` sent with ``key`` (README: uuid5 of "<key id>/<client id>")."""
+    key_id = key.split("_")[1]
+    return str(uuid.uuid5(CLIENT_ID_NAMESPACE, f"{key_id}/{client_id}"))
+
+
+def test_the_same_client_id_from_two_keys_becomes_two_published_ids(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str, any_key: str
+) -> None:
+    # Given a key that posts an event with its own id
+    first = post(client, health_key, {**STATUS, "id": "shared-1"})
+    # When another key posts the same id (to have the first dropped downstream as a duplicate)
+    second = post(client, any_key, {**STATUS, "id": "shared-1"})
+    # Then both are published under different ids, each told to its client
+    assert first.status_code == second.status_code == 202
+    published = [e["id"] for e in fake_sink.envelopes]
+    assert published[0] != published[1]
+    assert first.get_json()["ids"] == [published[0]] and second.get_json()["ids"] == [published[1]]
+    assert "shared-1" not in published
+
+
+def test_a_retry_with_the_same_key_and_id_publishes_the_same_id(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str
+) -> None:
+    # When a client retries a batch with the ids it chose
+    batch = [{**STATUS, "id": "r-1"}, {**STATUS, "id": "r-2"}, STATUS]
+    first = post(client, health_key, batch).get_json()["ids"]
+    second = post(client, health_key, batch).get_json()["ids"]
+    # Then its own ids map to the same published ids (destinations deduplicate the retry)
+    assert first[:2] == second[:2] and first[0] != first[1]
+    # And events without an id get a fresh random uuid4 each time
+    assert first[2] != second[2] and uuid.UUID(first[2]).version == 4
+    assert [e["id"] for e in fake_sink.envelopes] == first + second
 
 
 def test_a_batch_is_published_in_order(client: FlaskClient, fake_sink: FakeSink, health_key: str) -> None:
