@@ -85,7 +85,7 @@ def hash_key(key: str) -> str:
 
 def split_key(key: str) -> str | None:
     """The public id of a well-formed key, or None."""
-    match = _KEY_SHAPE.match(key)
+    match = _KEY_SHAPE.fullmatch(key)
     return match.group(1) if match else None
 
 
@@ -208,7 +208,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def create_key(path: Path, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
     """Add a key named ``name``; return its entry and the key (shown once, never stored)."""
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise KeyFileError(f"invalid name {name!r}: 1-64 of a-z 0-9 _ . - starting with a letter or digit")
     if not scopes:
         raise KeyFileError("give at least one --scope (a type pattern such as 'health.*')")

@@ -38,6 +38,14 @@ class ApiSettings(BaseSettings):
     max_lines: int = Field(
         5000, gt=0, description="Most lines in one POST /api/v1/write (Telegraf sends 1000 by default)."
     )
+    max_time_past_s: int = Field(
+        30 * 86400, gt=0,
+        description="Oldest event time accepted, in seconds before now (default 30 days); older gets 422.",
+    )
+    max_time_future_s: int = Field(
+        600, gt=0,
+        description="Latest event time accepted, in seconds after now (clock skew; default 10 min); later gets 422.",
+    )
     publish_timeout_s: float = Field(
         10.0, gt=0, description="How long a request waits for its events to be confirmed or spooled."
     )

@@ -10,7 +10,8 @@ from typing import Any
 
 from sink_lib.registry import TYPE_PATTERN, TypeRegistry
 
-from .events import _SOURCE_PATH, OPTIONAL_STRINGS
+from .checks import SOURCE_PATH
+from .events import OPTIONAL_STRINGS
 from .lineprotocol import PRECISIONS
 from .problems import PROBLEM_CONTENT_TYPE
 from .settings import ApiSettings
@@ -54,7 +55,7 @@ def _event_schema(types: list[str]) -> dict[str, Any]:
                                   "scoped to your key (uuid5, see the README); the answer lists the ids "
                                   "published. Default: a new random uuid4.")
     props["time"].update(format="date-time", description="RFC 3339 time (default: time of arrival).")
-    props["source"].update(pattern=_SOURCE_PATH.pattern,
+    props["source"].update(pattern=SOURCE_PATH.pattern,
                            description="Appended to the key's source: /api/<key name>/<source>.")
     props["specversion"] = {"type": "string", "enum": ["1.0"]}
     props["datacontenttype"] = {"type": "string", "enum": ["application/json"]}

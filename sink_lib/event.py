@@ -34,7 +34,10 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a ``Z``, as every event carries it."""
     if moment.tzinfo is None:
         raise ValueError("time must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # not strftime: its %Y writes year 999 as "999", and RFC 3339 needs four digits
+    m = moment.astimezone(UTC)
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+            f".{m.microsecond:06d}Z")
 
 
 _second: list[Any] = [-1, ""]
@@ -203,7 +206,7 @@ class Event(BaseModel):
         if not self.model_extra:
             return self
         for name, value in self.model_extra.items():
-            if not EXTENSION_NAME.match(name):
+            if not EXTENSION_NAME.fullmatch(name):
                 raise ValueError(f"extension attribute {name!r} must be 1-20 lowercase letters or digits")
             if not (value is None or isinstance(value, str | int | bool)):
                 raise ValueError(f"extension attribute {name!r} must be a string, integer or boolean")

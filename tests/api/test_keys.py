@@ -7,10 +7,11 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from pytest import MonkeyPatch
 
-from emergency_api.keys import KeyStore, create_key, hash_key, read_keys, revoke_key
+from emergency_api.keys import KeyFileError, KeyStore, create_key, hash_key, read_keys, revoke_key, split_key
 from sink_lib.cli import main
 
 
@@ -80,6 +81,19 @@ def test_bad_names_scopes_and_duplicates_are_refused(keys_file: Path) -> None:
     assert run("keys", "create", "--name", "ok", "--scope", "*", "--keys-file", str(keys_file))[0] == 0
     code, out = run("keys", "create", "--name", "ok", "--scope", "*", "--keys-file", str(keys_file))
     assert code != 0 and "exists" in out
+
+
+def test_a_key_name_with_a_trailing_newline_is_refused(keys_file: Path) -> None:
+    # (a name ends up in every event's source: /api/<name>)
+    with pytest.raises(KeyFileError, match="invalid name"):
+        create_key(keys_file, "ops\n", ["*"])
+    assert read_keys(keys_file) == []
+
+
+def test_a_presented_key_with_a_trailing_newline_is_not_well_formed(keys_file: Path) -> None:
+    _, key = create_key(keys_file, "monitor", ["*"])
+    assert split_key(key) is not None
+    assert split_key(key + "\n") is None
 
 
 def test_a_tampered_key_with_a_valid_id_is_refused(keys_file: Path) -> None:

@@ -51,6 +51,20 @@ def test_time_is_rfc3339_utc_with_z():
     assert format_time(local) == "2026-01-02T01:04:05.006000Z"
 
 
+@pytest.mark.parametrize(("year", "written"), [(1, "0001"), (999, "0999"), (1000, "1000"), (2026, "2026")])
+def test_years_are_written_with_four_digits(year: int, written: str) -> None:
+    # RFC 3339: date-fullyear = 4DIGIT
+    assert format_time(datetime(year, 3, 4, 5, 6, 7, 8, tzinfo=UTC)) == f"{written}-03-04T05:06:07.000008Z"
+    env = build_envelope("a.b", {}, source="/s", time=f"{written}-03-04T05:06:07Z")
+    assert env["time"] == f"{written}-03-04T05:06:07.000000Z"
+
+
+def test_an_extension_name_with_a_trailing_newline_is_refused():
+    body = {"id": "1", "source": "/s", "type": "a.b", "time": "2026-01-01T00:00:00Z", "data": {}, "abc\n": 1}
+    with pytest.raises(EventValidationError):
+        Event.parse(json.dumps(body))
+
+
 def test_naive_time_is_refused():
     with pytest.raises(EventValidationError) as err:
         build_envelope("a.b", {}, source="/s", time="2026-01-01T00:00:00")
