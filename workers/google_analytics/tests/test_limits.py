@@ -31,7 +31,5 @@ def test_one_request_per_client() -> None:
 
 
 def test_a_name_with_a_trailing_newline_is_refused() -> None:
-    from workers.google_analytics.limits import name_problem
-
-    assert name_problem("event", "page_view", 40, frozenset()) is None
-    assert name_problem("event", "page_view\n", 40, frozenset()) is not None
+    assert limits.name_problem("event", "page_view", 40, frozenset()) is None
+    assert limits.name_problem("event", "page_view\n", 40, frozenset()) is not None
