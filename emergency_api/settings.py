@@ -63,7 +63,12 @@ class ApiSettings(BaseSettings):
     workers: int = Field(2, gt=0, description="gunicorn worker processes.")
     worker_class: str = Field("gthread", description="gunicorn worker class.")
     threads: int = Field(16, gt=0, description="Threads per gunicorn worker (gthread).")
-    swagger: bool = Field(True, description="Serve the Swagger UI at /apidocs/ and the spec at /apispec.json.")
+    swagger: bool = Field(True, description="Serve the OpenAPI spec at /apispec.json.")
+    swagger_ui: bool = Field(
+        False,
+        description="Serve the Swagger UI at /apidocs/ (development: the bundled swagger-ui reads ?url=, so the "
+                    "page is sent with a policy that lets it fetch from the API's own origin only).",
+    )
 
     @field_validator("rate_limit")
     @classmethod
