@@ -16,7 +16,7 @@ import requests
 from emergency_api.keys import create_key
 from tests.api.server import ApiProcess
 
-from .nginx import Nginx
+from .nginx import TEMPLATE, Nginx
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +109,23 @@ def test_the_api_behind_the_front_answers_as_before(front: Nginx, api_key: str) 
     assert response.status_code == 403
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.json()["errors"][0]["field"] == "type"
+
+
+def test_compose_publishes_the_api_only_through_the_front() -> None:
+    # The compose stack runs the same template: mounted where the nginx image renders templates,
+    # with every variable it uses set, pointing at the api service's gunicorn bind
+    import re
+
+    from .compose import environment, invocations, load_compose, mounts, ports, services
+
+    stack = services(load_compose())
+    proxy, api = stack["proxy"], stack["api"]
+    assert ("./deploy/nginx/eventsink.conf.template", "/etc/nginx/templates/eventsink.conf.template") in set(
+        mounts(proxy))
+    used = set(re.findall(r"\$\{([A-Z_]+)\}", TEMPLATE.read_text()))
+    env = environment(proxy)
+    assert used <= set(env)
+    bind = next(argv[argv.index("--bind") + 1] for argv in invocations(api) if "--bind" in argv)
+    assert env["API_UPSTREAM"] == "api:" + bind.rsplit(":", 1)[1]
+    assert [container for _, _, container in ports(proxy)] == [int(env["PROXY_LISTEN_PORT"])]
+    assert list(ports(api)) == []
