@@ -56,10 +56,15 @@ class EventSink:
         self.settings = settings if settings is not None else SinkSettings.load()
         self.registry = registry if registry is not None else default_registry()
         self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
+        self._spool.check_directory()
         self._start_lock = threading.Lock()
         self._reset()
         self._closed = False
+        self._left = 0
         _live_sinks.add(self)
+        # Start now, not at the first emit: events a previous process left in the spool are replayed
+        # even by a process that never emits.
+        self._start()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
@@ -208,14 +213,23 @@ class EventSink:
                 outbox.waiters -= 1
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Flush for up to ``timeout`` seconds, spool what is left, stop the publisher."""
+    def close(self, timeout: float = 10.0) -> int:
+        """Deliver for up to ``timeout`` seconds, spool what is left, stop the publisher.
+
+        Within the timeout it waits for the events in memory and, when RabbitMQ is reachable, for the
+        spool too (events spooled during an outage, or left by an earlier process). It returns the
+        number of events left in the spool (0 when everything was delivered) and logs a WARNING naming
+        the spool when that is not 0; ``stats()["spool_pending"]`` says the same afterwards.
+        """
         if self._closed:
-            return
+            return self._left
+        deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._closed = True
         publisher = self._publisher
         if publisher is not None and self._pid == os.getpid():
+            if flushed and publisher.is_alive():
+                self._deliver_spool(publisher, deadline)
             publisher.stop()
             publisher.join(max(1.0, min(timeout, 5.0)))
             if publisher.is_alive():
@@ -225,8 +239,31 @@ class EventSink:
             stats = self.stats()
             log.warning("closed before every event was confirmed: %d spooled, %d dropped",
                         stats["spooled"], stats["dropped"])
+        try:
+            self._left = self._spool.count()
+        except SpoolError as exc:
+            log.error("cannot count the events left in the spool: %s", exc)
+        if self._left:
+            log.warning("closed with %d event(s) left in the spool %s; the next EventSink on this spool "
+                        "directory, or 'eventsink spool replay', delivers them", self._left, self._spool.path)
         self._spool.close()
         _live_sinks.discard(self)
+        return self._left
+
+    def _deliver_spool(self, publisher: Publisher, deadline: float) -> None:
+        """Until ``deadline``: replay the spool while connected; give up once a reconnect attempt fails."""
+        ended = publisher.deliver_spool_now()
+        while time.monotonic() < deadline and publisher.is_alive():
+            if self._outbox.connected:
+                try:
+                    if self._spool.deliverable() == 0:
+                        return
+                except SpoolError as exc:
+                    log.error("cannot read the spool: %s", exc)
+                    return
+            elif publisher.sessions_ended > ended:
+                return  # RabbitMQ is still unreachable: the spool stays for later
+            time.sleep(0.05)
 
     def _spool_leftovers(self) -> None:
         outbox = self._outbox
