@@ -116,3 +116,19 @@ def test_close_says_what_it_left_when_the_broker_is_still_away(
     assert result == [40]
     assert f"40 event(s) left in the spool {settings.spool_dir}" in caplog.text
     assert sink.stats()["spool_pending"] == 40
+
+
+async def test_an_async_sink_that_never_emits_replays_the_spool_of_a_killed_process(sink_settings: SinkSettings):
+    import asyncio
+
+    from sink_lib import AsyncEventSink
+
+    declare(sink_settings, ["alpha"])
+    left = spool_left_by_a_killed_process(sink_settings, 50)
+    async with AsyncEventSink(settings=sink_settings) as sink:
+        for _ in range(600):  # wait on the condition, up to about a minute
+            if spool_count(sink_settings) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert sink.stats()["replayed"] == 50
+    assert ids_in(queue_name(sink_settings.exchange, "alpha"), expect=50) == left
