@@ -252,16 +252,18 @@ class EventSink:
 
     def _deliver_spool(self, publisher: Publisher, deadline: float) -> None:
         """Until ``deadline``: replay the spool while connected; give up once a reconnect attempt fails."""
-        ended = publisher.deliver_spool_now()
+        ended: int | None = None
         while time.monotonic() < deadline and publisher.is_alive():
-            if self._outbox.connected:
+            if ended is None or self._outbox.connected:
                 try:
                     if self._spool.deliverable() == 0:
                         return
                 except SpoolError as exc:
                     log.error("cannot read the spool: %s", exc)
                     return
-            elif publisher.sessions_ended > ended:
+            if ended is None:  # something to deliver: do not wait out the reconnect backoff
+                ended = publisher.deliver_spool_now()
+            elif not self._outbox.connected and publisher.sessions_ended > ended:
                 return  # RabbitMQ is still unreachable: the spool stays for later
             time.sleep(0.05)
 
