@@ -38,6 +38,7 @@ from .publisher import Publisher
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
 from .spool import Spool
+from .spool_delivery import count_left, deliver_spool
 
 log = logging.getLogger("sink_lib")
 
@@ -216,10 +217,9 @@ class EventSink:
     def close(self, timeout: float = 10.0) -> int:
         """Deliver for up to ``timeout`` seconds, spool what is left, stop the publisher.
 
-        Within the timeout it waits for the events in memory and, when RabbitMQ is reachable, for the
-        spool too (events spooled during an outage, or left by an earlier process). It returns the
-        number of events left in the spool (0 when everything was delivered) and logs a WARNING naming
-        the spool when that is not 0; ``stats()["spool_pending"]`` says the same afterwards.
+        Waits for the events in memory and, while RabbitMQ is reachable, for the spool too
+        (:mod:`sink_lib.spool_delivery`). Returns the events left in the spool (0: none), logged as a
+        WARNING when not 0.
         """
         if self._closed:
             return self._left
@@ -229,7 +229,7 @@ class EventSink:
         publisher = self._publisher
         if publisher is not None and self._pid == os.getpid():
             if flushed and publisher.is_alive():
-                self._deliver_spool(publisher, deadline)
+                deliver_spool(publisher, self._outbox, self._spool, deadline)
             publisher.stop()
             publisher.join(max(1.0, min(timeout, 5.0)))
             if publisher.is_alive():
@@ -239,33 +239,10 @@ class EventSink:
             stats = self.stats()
             log.warning("closed before every event was confirmed: %d spooled, %d dropped",
                         stats["spooled"], stats["dropped"])
-        try:
-            self._left = self._spool.count()
-        except SpoolError as exc:
-            log.error("cannot count the events left in the spool: %s", exc)
-        if self._left:
-            log.warning("closed with %d event(s) left in the spool %s; the next EventSink on this spool "
-                        "directory, or 'eventsink spool replay', delivers them", self._left, self._spool.path)
+        self._left = count_left(self._spool)
         self._spool.close()
         _live_sinks.discard(self)
         return self._left
-
-    def _deliver_spool(self, publisher: Publisher, deadline: float) -> None:
-        """Until ``deadline``: replay the spool while connected; give up once a reconnect attempt fails."""
-        ended: int | None = None
-        while time.monotonic() < deadline and publisher.is_alive():
-            if ended is None or self._outbox.connected:
-                try:
-                    if self._spool.deliverable() == 0:
-                        return
-                except SpoolError as exc:
-                    log.error("cannot read the spool: %s", exc)
-                    return
-            if ended is None:  # something to deliver: do not wait out the reconnect backoff
-                ended = publisher.deliver_spool_now()
-            elif not self._outbox.connected and publisher.sessions_ended > ended:
-                return  # RabbitMQ is still unreachable: the spool stays for later
-            time.sleep(0.05)
 
     def _spool_leftovers(self) -> None:
         outbox = self._outbox
