@@ -3,7 +3,7 @@
 A key reads ``es_<id>_<secret>``: ``id`` (12 hex digits) is public and finds the entry in O(1),
 ``secret`` is 32 random bytes. The file stores only ``sha256(key)``; keys are high-entropy random
 tokens, so a slow password KDF would add latency to every request without adding security.
-The file is JSON, written atomically (temporary file, fsync, rename) with mode 0600::
+The file is JSON, written atomically (temporary file, fsync, rename, fsync of the folder) with mode 0600::
 
     {"version": 1, "keys": [{"id": "3f2a...", "name": "monitor-us-east", "hash": "sha256:...",
       "scopes": ["health.*"], "created": "2026-...Z", "revoked": null}]}
@@ -179,7 +179,7 @@ def read_keys(path: Path) -> list[ApiKey]:
 
 
 def write_keys(path: Path, keys: Sequence[ApiKey]) -> None:
-    """Replace the keys file atomically with mode 0600."""
+    """Replace the keys file atomically with mode 0600, durably (the file and its folder are fsync'd)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"version": 1, "keys": [k.to_json() for k in keys]}, indent=2) + "\n"
@@ -195,6 +195,16 @@ def write_keys(path: Path, keys: Sequence[ApiKey]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: without this a crash can bring back the old keys file."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

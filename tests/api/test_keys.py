@@ -109,3 +109,20 @@ def test_scopes_are_type_patterns(keys_file: Path) -> None:
     entry, _ = create_key(keys_file, "monitor", ["health.*", "metric.cpu"])
     assert entry.allows("health.ping") and entry.allows("metric.cpu")
     assert not entry.allows("storage.file.uploaded") and not entry.allows("metric.mem")
+
+
+def test_replacing_the_keys_file_fsyncs_its_folder_after_the_rename(keys_file: Path, monkeypatch: MonkeyPatch) -> None:
+    # A rename is durable only once the folder holding it is fsync'd: a crash must not revive a revoked key.
+    create_key(keys_file, "gone-soon", ["health.*"])
+    synced: list[tuple[int, bool, bool]] = []  # (inode, is a folder, the revocation was already in place)
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        info = os.fstat(fd)
+        revoked = all(k.revoked is not None for k in read_keys(keys_file))
+        synced.append((info.st_ino, stat.S_ISDIR(info.st_mode), revoked))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    assert revoke_key(keys_file, "gone-soon")
+    assert (os.stat(keys_file.parent).st_ino, True, True) in synced, synced
