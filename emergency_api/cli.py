@@ -58,7 +58,7 @@ def api(bind: str | None, workers: int | None, worker_class: str | None, threads
         KeyStore(settings.keys_file)
         if settings.rate_limit_enabled:
             RateLimiter(settings)
-    except (EventSinkError, KeyFileError) as exc:
+    except EventSinkError as exc:  # KeyFileError included
         raise click.ClickException(str(exc)) from exc
     overrides: dict[str, object] = {}
     known = {setting.name for setting in KNOWN_SETTINGS}

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sink_lib.errors import EventSinkError
 from sink_lib.event import now_rfc3339
 
 KEY_PREFIX = "es"
@@ -40,8 +41,11 @@ CLIENT_ID_NAMESPACE = uuid.UUID("df507a6c-4351-5be6-97af-6387206e605a")
 _KEY_SHAPE = re.compile(r"^es_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
-class KeyFileError(Exception):
-    """The keys file cannot be read or written, or a keys command was given bad input."""
+class KeyFileError(EventSinkError):
+    """The keys file cannot be read or written, or a keys command was given bad input.
+
+    Part of the one ``EventSinkError`` tree, so ``except EventSinkError`` catches it too.
+    """
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,10 @@ def test_replacing_the_keys_file_fsyncs_its_folder_after_the_rename(keys_file: P
     monkeypatch.setattr(os, "fsync", spy)
     assert revoke_key(keys_file, "gone-soon")
     assert (os.stat(keys_file.parent).st_ino, True, True) in synced, synced
+
+
+def test_key_file_errors_are_part_of_the_one_eventsink_error_tree(keys_file: Path) -> None:
+    from sink_lib.errors import EventSinkError
+
+    with pytest.raises(EventSinkError, match="invalid name"):
+        create_key(keys_file, "Bad Name", ["*"])
