@@ -107,14 +107,14 @@ def library(n: int, spool_dir: str) -> tuple[float, list[float]]:
     """EventSink emit x n then flush; returns seconds and per-emit latencies (us)."""
     settings = SinkSettings(amqp_url=URL, exchange=EXCHANGE, spool_dir=spool_dir, source="/bench")
     sink = EventSink(settings=settings)
-    sink.emit("storage.file.uploaded", payload_1kb(0))  # connect first, like the baseline
+    sink.enqueue("storage.file.uploaded", payload_1kb(0))  # connect first, like the baseline
     assert sink.flush(30)
     lat = []
     clock = time.perf_counter_ns
     t0 = time.perf_counter()
     for i in range(n):
         a = clock()
-        sink.emit("storage.file.uploaded", payload_1kb(i))
+        sink.enqueue("storage.file.uploaded", payload_1kb(i))
         lat.append((clock() - a) / 1000)
     assert sink.flush(300), "flush timed out"
     elapsed = time.perf_counter() - t0
@@ -133,7 +133,7 @@ def paced_latency(rate: int, seconds: float, spool_dir: str, prepare_only: bool 
     settings = SinkSettings(amqp_url=URL, exchange=EXCHANGE, spool_dir=spool_dir, source="/bench")
     lat = []
     with EventSink(settings=settings) as sink:
-        sink.emit("storage.file.uploaded", payload_1kb(0))
+        sink.enqueue("storage.file.uploaded", payload_1kb(0))
         sink.flush(30)
         clock = time.perf_counter_ns
         start = time.perf_counter()
@@ -146,7 +146,7 @@ def paced_latency(rate: int, seconds: float, spool_dir: str, prepare_only: bool 
             if prepare_only:
                 sink.prepare("storage.file.uploaded", payload_1kb(i))
             else:
-                sink.emit("storage.file.uploaded", payload_1kb(i))
+                sink.enqueue("storage.file.uploaded", payload_1kb(i))
             lat.append((clock() - a) / 1000)
         sink.flush(60)
     return lat
@@ -172,7 +172,7 @@ s = EventSink(settings=SinkSettings(amqp_url="amqp://guest:guest@127.0.0.1:1/%2F
               spool_dir=tempfile.mkdtemp(), max_queue=200000, reconnect_min_s=60, reconnect_max_s=60))
 t = time.perf_counter()
 for i in range({n}):
-    s.emit("storage.file.uploaded", payload_1kb(i))
+    s.enqueue("storage.file.uploaded", payload_1kb(i))
 emit_s = time.perf_counter() - t
 ok = s.flush(120)
 flush_s = time.perf_counter() - t

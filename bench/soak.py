@@ -120,7 +120,7 @@ def main() -> None:
         with EventSink(settings=settings) as sink:
             i = 0
             while not stop.is_set():
-                sink.emit("storage.file.uploaded", {"file_id": f"f{i}", "bytes": 1000})
+                sink.enqueue("storage.file.uploaded", {"file_id": f"f{i}", "bytes": 1000})
                 counts["emitted"] += 1
                 i += 1
                 stop.wait(2 / args.rate)

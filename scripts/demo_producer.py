@@ -23,25 +23,25 @@ def one_event(sink: EventSink, files: list[tuple[str, int]]) -> None:
     if roll < 0.25 or not files:
         file_id, size = f"file-{random.getrandbits(40):010x}", random.randint(1_000, 50_000_000)
         files.append((file_id, size))
-        sink.emit("storage.file.uploaded", {"file_id": file_id, "dataset_id": f"ds-{random.randint(1, 40)}",
+        sink.enqueue("storage.file.uploaded", {"file_id": file_id, "dataset_id": f"ds-{random.randint(1, 40)}",
                                             "bytes": size}, userid=user, subject=f"file/{file_id}")
     elif roll < 0.32:
         file_id, size = files.pop(random.randrange(len(files)))
-        sink.emit("storage.file.deleted", {"file_id": file_id, "bytes": size}, userid=user)
+        sink.enqueue("storage.file.deleted", {"file_id": file_id, "bytes": size}, userid=user)
     elif roll < 0.60:
-        sink.emit("traffic.page.viewed", {"url": f"/datasets/ds-{random.randint(1, 40)}",
+        sink.enqueue("traffic.page.viewed", {"url": f"/datasets/ds-{random.randint(1, 40)}",
                                           "resource_type": "dataset"}, userid=user)
     elif roll < 0.72:
         file_id, size = random.choice(files)
-        sink.emit("traffic.resource.downloaded", {"resource_id": file_id, "resource_type": "file", "bytes": size},
+        sink.enqueue("traffic.resource.downloaded", {"resource_id": file_id, "resource_type": "file", "bytes": size},
                   userid=user)
     elif roll < 0.80:
-        sink.emit("activity.resource.viewed", {"resource_type": "file", "resource_id": random.choice(files)[0]},
+        sink.enqueue("activity.resource.viewed", {"resource_type": "file", "resource_id": random.choice(files)[0]},
                   userid=user)
     else:
         extractor = random.choice(EXTRACTORS)
         outcome = "extraction.failed" if random.random() < 0.1 else "extraction.finished"
-        sink.emit(outcome, {"extractor": extractor, "file_id": random.choice(files)[0],
+        sink.enqueue(outcome, {"extractor": extractor, "file_id": random.choice(files)[0],
                             "duration_s": round(random.uniform(0.2, 30), 2)}, userid=user)
 
 

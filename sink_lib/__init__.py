@@ -4,7 +4,8 @@
 
     from sink_lib import EventSink
     sink = EventSink()
-    sink.emit("storage.file.uploaded", {"file_id": "f1", "bytes": 10}, userid="u1")
+    sink.enqueue("storage.file.uploaded", {"file_id": "f1", "bytes": 10}, userid="u1")  # returns at once
+    sink.publish("storage.file.deleted", {"file_id": "f1", "bytes": 10})  # waits for the confirm
 """
 
 from .errors import (

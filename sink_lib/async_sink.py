@@ -1,6 +1,6 @@
 """AsyncEventSink: the asyncio flavour of EventSink, on aio-pika's robust connection.
 
-``await sink.emit(...)`` returns once the broker confirmed the event, or, when RabbitMQ cannot be
+``await sink.publish(...)`` returns once the broker confirmed the event, or, when RabbitMQ cannot be
 reached or does not confirm in time, once the event is in the same durable spool EventSink uses. A
 background task replays the spool, oldest first, whenever the connection is up.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from datetime import datetime
 from typing import Any
 
@@ -94,7 +95,7 @@ class AsyncEventSink:
         return prepare_event(self.settings, self.registry, type, data, source=source, id=id, time_=time,
                              subject=subject, userid=userid, region=region)
 
-    async def emit(self, type: str, data: dict[str, Any], *, source: str | None = None, id: str | None = None,
+    async def publish(self, type: str, data: dict[str, Any], *, source: str | None = None, id: str | None = None,
                    time: datetime | str | None = None, subject: str | None = None, userid: str | None = None,
                    region: str | None = None) -> PreparedEvent:
         """Publish one event and return it once confirmed by the broker or written to the spool.
@@ -180,3 +181,8 @@ class AsyncEventSink:
         if self._connection is not None:
             await self._connection.close()
         self._spool.close()
+
+    async def emit(self, type: str, data: dict[str, Any], **fields: Any) -> PreparedEvent:
+        """Deprecated alias of :meth:`publish` (kept for one release; warns DeprecationWarning)."""
+        warnings.warn("AsyncEventSink.emit() is deprecated: use publish()", DeprecationWarning, stacklevel=2)
+        return await self.publish(type, data, **fields)

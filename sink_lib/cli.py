@@ -122,7 +122,7 @@ def emit(
     settings = load_settings()
     with EventSink(settings=settings) as sink:
         try:
-            event = sink.emit(type_name, data, source=source, subject=subject, userid=userid, region=region)
+            event = sink.enqueue(type_name, data, source=source, subject=subject, userid=userid, region=region)
         except EventValidationError as exc:
             raise click.ClickException(str(exc)) from exc
         if not sink.flush(timeout=timeout):

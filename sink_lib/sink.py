@@ -1,6 +1,6 @@
 """EventSink: the non-blocking publishing client application code calls.
 
-``emit`` validates and serialises in the caller, appends to a bounded in-memory queue and returns; a
+``enqueue`` validates and serialises in the caller, appends to a bounded in-memory queue and returns; a
 background thread (:mod:`sink_lib.publisher`) publishes with pipelined confirms, or spools to disk
 while RabbitMQ is away.
 
@@ -8,7 +8,7 @@ Full-queue policy (``EVENTSINK_FULL_POLICY``), when ``max_queue`` events wait in
 ``spool`` (default) the caller writes the event to the durable spool itself (slower, nothing lost);
 ``block`` the caller waits up to ``block_timeout_s`` for room, then gets QueueFullError;
 ``raise`` the caller gets QueueFullError at once. Whenever an event cannot be accepted (spool full
-or unwritable too), ``emit`` raises QueueFullError, the ``failed`` counter goes up and an error is
+or unwritable too), ``enqueue`` raises QueueFullError, the ``failed`` counter goes up and an error is
 logged: an event is either accepted (and then confirmed or spooled) or refused loudly, never lost
 silently. The one exception is an event accepted while the broker AND the spool are unavailable
 until exit: it is counted as ``dropped`` and logged as CRITICAL.
@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
@@ -90,7 +91,7 @@ class EventSink:
         return prepare_event(self.settings, self.registry, type, data, source=source, id=id, time_=time,
                              subject=subject, userid=userid, region=region)
 
-    def emit(
+    def enqueue(
         self,
         type: str,
         data: dict[str, Any],
@@ -111,6 +112,36 @@ class EventSink:
                              userid=userid, region=region)
         self._enqueue([event], None)
         return event
+
+    def publish(
+        self,
+        type: str,
+        data: dict[str, Any],
+        *,
+        source: str | None = None,
+        id: str | None = None,
+        time: datetime | str | None = None,
+        subject: str | None = None,
+        userid: str | None = None,
+        region: str | None = None,
+        timeout: float = 10.0,
+    ) -> PreparedEvent:
+        """Validate and enqueue the event, then wait until the broker confirmed it or it is spooled.
+
+        The blocking twin of :meth:`AsyncEventSink.publish`. Raises EventValidationError (nothing
+        published), PublishTimeout when ``timeout`` passes first (the event stays queued and will still
+        be published), or the spool's error when the broker is away and the spool cannot take it.
+        """
+        event = self.prepare(type, data, source=source, id=id, time=time, subject=subject,
+                             userid=userid, region=region)
+        self.submit([event], wait=timeout)
+        return event
+
+    def emit(self, type: str, data: dict[str, Any], **fields: Any) -> PreparedEvent:
+        """Deprecated alias of :meth:`enqueue` (kept for one release; warns DeprecationWarning)."""
+        warnings.warn("EventSink.emit() is deprecated: use enqueue() (returns at once) or publish() "
+                      "(waits for the confirm)", DeprecationWarning, stacklevel=2)
+        return self.enqueue(type, data, **fields)
 
     def submit(self, events: Sequence[PreparedEvent], *, wait: float | None = None) -> None:
         """Enqueue prepared events; with ``wait``, block until each is confirmed or spooled.
@@ -154,7 +185,7 @@ class EventSink:
                 outbox.items.extend(Item(e, ticket) for e in events)
                 outbox.pending += len(events)
                 outbox.counts["emitted"] += len(events)
-                # a waiting submit() wakes the publisher at once; emit() leaves it to its polling
+                # a waiting submit() wakes the publisher at once; enqueue() leaves it to its polling
                 candidate = outbox.urgent_waker if ticket is not None else outbox.waker
                 if not outbox.wake_pending and candidate is not None:
                     outbox.wake_pending = True

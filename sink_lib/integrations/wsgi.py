@@ -1,7 +1,7 @@
 """WSGI middleware that emits ``traffic.api.called`` for every request of the wrapped application.
 
 The event is emitted when the server closes the response, after the body was sent, so tracking never
-delays a response; ``emit`` itself only validates and enqueues. Failures to emit are logged and
+delays a response; ``enqueue`` itself only validates and queues. Failures to emit are logged and
 counted, never raised into the host application.
 """
 
@@ -45,7 +45,7 @@ class RequestTracker:
         """Emit the event; never raises into the host application."""
         data = {"method": method, "route": route, "status": status, "duration_ms": round(duration_ms, 3)}
         try:
-            self.sink.emit("traffic.api.called", data, source=self.source, userid=userid)
+            self.sink.enqueue("traffic.api.called", data, source=self.source, userid=userid)
         except Exception:
             self.failures += 1
             log.exception("could not emit traffic.api.called for %s %s", method, route)

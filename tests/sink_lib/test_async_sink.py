@@ -14,13 +14,13 @@ from tests.support import drain_queue
 
 
 @pytest.mark.rabbitmq
-async def test_emit_returns_after_confirm_and_events_arrive(sink_settings: SinkSettings):
+async def test_publish_returns_after_confirm_and_events_arrive(sink_settings: SinkSettings):
     declare(sink_settings, ["alpha"])
     async with AsyncEventSink(settings=sink_settings) as sink:
-        sent = [await sink.emit("storage.file.deleted", {"file_id": f"f{i}", "bytes": i}) for i in range(20)]
+        sent = [await sink.publish("storage.file.deleted", {"file_id": f"f{i}", "bytes": i}) for i in range(20)]
         assert sink.stats()["confirmed"] == 20
         with pytest.raises(EventValidationError):
-            await sink.emit("storage.file.deleted", {"file_id": "f"})
+            await sink.publish("storage.file.deleted", {"file_id": "f"})
     got = drain_queue(queue_name(sink_settings.exchange, "alpha"), expect=20)
     assert [json.loads(b)["id"] for _, _, b in got] == [e.id for e in sent]
     assert got[0][1].content_type == "application/cloudevents+json" and got[0][1].delivery_mode == 2
@@ -34,7 +34,7 @@ async def test_spooled_events_are_replayed_when_the_broker_is_reachable(sink_set
     # Given events emitted while the broker is unreachable
     sink = AsyncEventSink(settings=away)
     await sink.connect()
-    sent = [(await sink.emit("custom.tick", {"i": i})).id for i in range(10)]
+    sent = [(await sink.publish("custom.tick", {"i": i})).id for i in range(10)]
     assert sink.stats()["spooled"] == 10
     await sink.aclose()
     # When a sink that reaches the broker replays the spool

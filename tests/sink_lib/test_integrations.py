@@ -22,7 +22,7 @@ class RecordingSink:
         self.events: list[tuple[str, dict, dict]] = []
         self.fail = fail
 
-    def emit(self, type_: str, data: dict, **kw) -> None:
+    def enqueue(self, type_: str, data: dict, **kw) -> None:
         if self.fail:
             raise RuntimeError("sink down")
         self.events.append((type_, data, kw))
