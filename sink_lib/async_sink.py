@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import BrokerError, SinkClosedError, SpoolError
 from .event import CONTENT_TYPE
-from .prepared import PreparedEvent, prepare_event
+from .prepared import PreparedEvent, prepare_event, replay_headers
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
 from .spool import Spool
@@ -108,11 +108,11 @@ class AsyncEventSink:
         event = self.prepare(type, data, source=source, id=id, time=time, subject=subject, userid=userid,
                              region=region)
         self._counts["emitted"] += 1
-        if await self._publish(event.id, event.type, event.body, event.timestamp):
+        if await self._publish(event.id, event.type, event.timestamp, event.body):
             self._counts["confirmed"] += 1
             return event
         try:
-            await asyncio.to_thread(self._spool.append, [(event.id, event.body)])
+            await asyncio.to_thread(self._spool.append, [event.spool_entry()])
         except SpoolError:
             self._counts["failed"] += 1
             log.error("event %s refused: RabbitMQ unreachable and the spool cannot take it", event.id)
@@ -120,7 +120,7 @@ class AsyncEventSink:
         self._counts["spooled"] += 1
         return event
 
-    async def _publish(self, event_id: str, event_type: str, body: bytes, timestamp: int) -> bool:
+    async def _publish(self, event_id: str, event_type: str, timestamp: int, body: bytes) -> bool:
         exchange = self._exchange
         if exchange is None or self._connection is None or self._connection.is_closed:
             return False
@@ -146,14 +146,10 @@ class AsyncEventSink:
         records = await asyncio.to_thread(self._spool.claim, REPLAY_BATCH)
         if not records:
             return 0
-        from .publisher import record_properties
-
         delivered: list[int] = []
         failed: list[int] = []
         for record in records:  # in order: a failure stops the batch so order is kept
-            props = record_properties(record)
-            ok = not failed and await self._publish(record.id, props.type or "", record.body,
-                                                    props.timestamp or 0)
+            ok = not failed and await self._publish(record.id, *replay_headers(record), record.body)
             (delivered if ok else failed).append(record.seq)
         await asyncio.to_thread(self._spool.ack, delivered)
         await asyncio.to_thread(self._spool.release, failed)

@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 import orjson
 
 from .errors import EventValidationError
-from .event import build_envelope, encode
+from .event import build_envelope, encode, parse_time
 from .registry import TypeRegistry
 from .settings import SinkSettings
+from .spool import SpoolRecord
 
 
 class PreparedEvent(NamedTuple):
@@ -26,6 +27,24 @@ class PreparedEvent(NamedTuple):
     def envelope(self) -> dict[str, Any]:
         """The CloudEvents envelope, decoded from the body."""
         return dict(orjson.loads(self.body))
+
+    def spool_entry(self) -> tuple[str, bytes, str, int]:
+        """What the spool stores: id, body and the AMQP type and timestamp replay publishes with."""
+        return (self.id, self.body, self.type, self.timestamp)
+
+
+def replay_headers(record: SpoolRecord) -> tuple[str, int]:
+    """The AMQP ``type`` and ``timestamp`` to publish a spooled event with.
+
+    Records store both; only a record written without them (by an older version) is read back from its body.
+    """
+    if record.type is not None and record.timestamp is not None:
+        return record.type, record.timestamp
+    try:
+        envelope = orjson.loads(record.body)
+        return str(envelope["type"]), int(parse_time(envelope["time"]).timestamp())
+    except (ValueError, KeyError, TypeError):
+        return "", int(time.time())
 
 
 def prepare_event(

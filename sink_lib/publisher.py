@@ -10,7 +10,6 @@ exponential backoff.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import threading
@@ -23,9 +22,10 @@ import pika.exceptions
 from pika.adapters.select_connection import SelectConnection
 
 from .errors import SpoolError
-from .event import CONTENT_TYPE, parse_time
+from .event import CONTENT_TYPE
 from .frames import PublishEncoder
 from .outbox import Item, Outbox, PreparedEvent
+from .prepared import replay_headers
 from .settings import SinkSettings
 from .spool import Spool, SpoolRecord
 from .topology import redact_url
@@ -42,7 +42,7 @@ IDLE_AFTER_S = 1.0
 
 
 def amqp_properties(event_id: str, event_type: str, timestamp: int) -> pika.BasicProperties:
-    """The AMQP properties every event carries (DESIGN.md)."""
+    """The AMQP properties every event carries (docs/architecture.md, "Messages on the broker")."""
     return pika.BasicProperties(
         content_type=CONTENT_TYPE,
         delivery_mode=2,
@@ -50,16 +50,6 @@ def amqp_properties(event_id: str, event_type: str, timestamp: int) -> pika.Basi
         type=event_type,
         timestamp=timestamp,
     )
-
-
-def record_properties(record: SpoolRecord) -> pika.BasicProperties:
-    """Properties of a spooled event, read back from its body."""
-    try:
-        envelope = json.loads(record.body)
-        stamp = int(parse_time(envelope["time"]).timestamp())
-        return amqp_properties(record.id, str(envelope["type"]), stamp)
-    except (ValueError, KeyError, TypeError):
-        return amqp_properties(record.id, "", int(time.time()))
 
 
 class Publisher(threading.Thread):
@@ -305,11 +295,11 @@ class Publisher(threading.Thread):
         sent = 0
         chunks = []
         for record in self._spool_buffer[:room]:
-            props = record_properties(record)
+            event_type, stamp = replay_headers(record)
             if self._encoder is not None:
-                chunks.append(self._encoder.encode(record.id, props.type or "", props.timestamp or 0, record.body))
+                chunks.append(self._encoder.encode(record.id, event_type, stamp, record.body))
             else:
-                publish(exchange, "", record.body, props)
+                publish(exchange, "", record.body, amqp_properties(record.id, event_type, stamp))
             self._tag += 1
             self._inflight[self._tag] = record
             sent += 1
@@ -411,7 +401,7 @@ class Publisher(threading.Thread):
             if not items:
                 return
             try:
-                self.spool.append([(i.event.id, i.event.body) for i in items])
+                self.spool.append([i.event.spool_entry() for i in items])
             except SpoolError as exc:
                 self._spool_failed(items, exc, final)
                 return

@@ -200,7 +200,7 @@ class EventSink:
         outbox = self._outbox
         if self.settings.full_policy == "spool":
             try:
-                self._spool.append([(e.id, e.body) for e in events])
+                self._spool.append([e.spool_entry() for e in events])
             except SpoolError as exc:
                 with outbox.lock:
                     outbox.counts["failed"] += len(events)
@@ -282,7 +282,7 @@ class EventSink:
         if not items:
             return
         try:
-            self._spool.append([(i.event.id, i.event.body) for i in items])
+            self._spool.append([i.event.spool_entry() for i in items])
         except SpoolError as exc:
             with outbox.lock:
                 outbox.counts["dropped"] += len(items)

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL,
     body BLOB NOT NULL,
+    type TEXT,
+    timestamp INTEGER,
     size INTEGER NOT NULL,
     created REAL NOT NULL,
     owner TEXT,
@@ -43,12 +45,19 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('bytes', 0);
 """
 
 
+# What a writer hands to append(): (id, body), or (id, body, type, timestamp) when the AMQP ``type`` and
+# ``timestamp`` are known, so replay publishes without parsing bodies again.
+SpoolEntry = tuple[str, bytes] | tuple[str, bytes, str, int]
+
+
 class SpoolRecord(NamedTuple):
-    """One spooled event: its position, id and serialised body."""
+    """One spooled event: its position, id, serialised body and, when stored, AMQP type and timestamp."""
 
     seq: int
     id: str
     body: bytes
+    type: str | None = None
+    timestamp: int | None = None
 
 
 class Spool:
@@ -94,6 +103,10 @@ class Spool:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+                for column, kind in (("type", "TEXT"), ("timestamp", "INTEGER")):  # a spool of an older version
+                    if column not in columns:
+                        conn.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
                 for suffix in ("-wal", "-shm"):  # left looser by an older version: tighten
                     sidecar = self.path.with_name(self.path.name + suffix)
                     if sidecar.exists():
@@ -116,7 +129,7 @@ class Spool:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def append(self, records: Sequence[tuple[str, bytes]]) -> None:
+    def append(self, records: Sequence[SpoolEntry]) -> None:
         """Store records durably; when this returns they survive a crash or power loss.
 
         Raises SpoolFullError past ``max_bytes`` or when the disk is full (nothing of the call is
@@ -124,7 +137,7 @@ class Spool:
         """
         if not records:
             return
-        size = sum(len(body) for _, body in records)
+        size = sum(len(record[1]) for record in records)
         now = time.time()
         with self._lock:
             db = self._db()
@@ -137,8 +150,8 @@ class Spool:
                             f"{self.max_bytes} (EVENTSINK_SPOOL_MAX_BYTES)"
                         )
                     db.executemany(
-                        "INSERT INTO events (id, body, size, created) VALUES (?, ?, ?, ?)",
-                        [(eid, body, len(body), now) for eid, body in records],
+                        "INSERT INTO events (id, body, type, timestamp, size, created) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(r[0], r[1], *(r[2:] or (None, None)), len(r[1]), now) for r in records],
                     )
                     db.execute("UPDATE meta SET value = value + ? WHERE key='bytes'", (size,))
             except sqlite3.Error as exc:
@@ -154,7 +167,8 @@ class Spool:
                 self._free_stale(db)
                 with _transaction(db):
                     rows = db.execute(
-                        "SELECT seq, id, body FROM events WHERE owner IS NULL ORDER BY seq LIMIT ?", (limit,)
+                        "SELECT seq, id, body, type, timestamp FROM events WHERE owner IS NULL ORDER BY seq LIMIT ?",
+                        (limit,),
                     ).fetchall()
                     if rows:
                         db.executemany(
@@ -163,7 +177,7 @@ class Spool:
                         )
             except sqlite3.Error as exc:
                 raise _wrap(exc, f"cannot read spool {self.path}") from exc
-        return [SpoolRecord(seq, eid, bytes(body)) for seq, eid, body in rows]
+        return [SpoolRecord(seq, eid, bytes(body), etype, stamp) for seq, eid, body, etype, stamp in rows]
 
     def ack(self, seqs: Iterable[int]) -> None:
         """Delete delivered records."""
