@@ -8,7 +8,8 @@ from .consumer import Worker
 from .deadletter import DeadLetterPublisher, dead_letter_properties, reason_of
 from .loader import PluginInfo, build_plugin, describe_plugins, load_plugin_class
 from .metrics import WorkerMetrics
-from .policy import Outcome, Prepared, outcome, parse_body, prepare
+from .parse import parse_body
+from .policy import Outcome, Prepared, Settlement, outcome, prepare, settle_attempt, settle_parsed
 from .processor import BatchProcessor
 from .run import run_worker, stop_on_signals, tune_gc
 
@@ -22,6 +23,7 @@ __all__ = [
     "Outcome",
     "PluginInfo",
     "Prepared",
+    "Settlement",
     "Worker",
     "WorkerMetrics",
     "build_plugin",
@@ -33,6 +35,8 @@ __all__ = [
     "prepare",
     "reason_of",
     "run_worker",
+    "settle_attempt",
+    "settle_parsed",
     "stop_on_signals",
     "tune_gc",
 ]

@@ -1,8 +1,27 @@
-"""The ack policy, in one place: what each delivery of a batch becomes after parsing and ``deliver``.
+"""The ack policy, in one place: what becomes of every delivery of a batch.
 
-:func:`prepare` parses a batch (malformed bodies are dead-lettered, types the plugin does not take are
-acked unwritten, duplicate ids are written once). :func:`outcome` maps what ``deliver`` did (returned,
-raised RetryLater, RejectEvents, or anything else) onto written / rejected / retry sets of event ids.
+=====================================================  ====================================================
+what happened to a delivery                            what the runtime does
+=====================================================  ====================================================
+body is not an event (:mod:`.parse` refused it)        dead-letter with the parse error, then ack
+type the plugin does not take                          ack unwritten (counted as skipped)
+same event id twice in the batch                       written once; every copy settles with it
+``deliver`` returned                                   ack
+``deliver`` raised ``RejectEvents`` for some ids       dead-letter each copy with the destination's reason,
+                                                       then ack; ``retry_ids`` are retried, the rest acked
+``deliver`` raised ``RetryLater`` (all or some ids)    those stay unacked and are delivered again after a
+                                                       backoff (``delay_s``, e.g. Retry-After, is a floor);
+                                                       what was settled meanwhile is acked first
+``deliver`` raised anything else                       the whole attempt is retried like ``RetryLater``,
+                                                       logged with its traceback and counted as an error
+the worker stops while waiting to retry                the unwritten rest is returned to the queue (nack
+                                                       with requeue, by the consumer at shutdown)
+=====================================================  ====================================================
+
+Dead letters are stored (broker-confirmed) before the original is acked, so nothing is lost between
+the two. The mechanisms live elsewhere: :mod:`.parse` (bodies to events), :mod:`.processor` (runs the
+steps, waits, counts), :mod:`.batcher` (batches, fewest acks), :mod:`.deadletter` (confirmed dead
+letters with their reason) and :mod:`.consumer` (the AMQP channel).
 """
 
 from __future__ import annotations
@@ -15,6 +34,7 @@ from sink_lib.event import Event
 
 from ..errors import RejectEvents, RetryLater
 from .batcher import Delivery
+from .parse import parse_body
 
 
 @dataclass
@@ -31,15 +51,6 @@ class Prepared:
     def tags_of(self, ids: Iterable[str]) -> list[int]:
         """Delivery tags of the given event ids (every copy of a duplicate)."""
         return [tag for event_id in ids for tag in self.tags.get(event_id, ())]
-
-
-def parse_body(body: bytes) -> Event:
-    """Parse one message body; EventValidationError says why it is not a valid event."""
-    try:
-        # pydantic-core's JSON parser is the fast path; Event.parse gives the precise error message
-        return Event.model_validate_json(body)
-    except ValueError:
-        return Event.parse(body)
 
 
 def prepare(batch: Sequence[Delivery], takes: Callable[[Event], bool]) -> Prepared:
@@ -95,3 +106,30 @@ def outcome(ids: Iterable[str], error: BaseException | None) -> Outcome:
         retry = (attempted & error.retry_ids) - rejected.keys()
         return Outcome(attempted - retry - rejected.keys(), rejected, retry, reason=str(error))
     return Outcome(set(), {}, attempted, reason=f"{type(error).__name__}: {error}", unexpected=True)
+
+
+@dataclass
+class Settlement:
+    """The actions one step of a batch calls for, carried out in this order: dead letters, then acks.
+
+    ``retry`` lists the event ids (in arrival order) still to be delivered, after a backoff when the
+    step was a failed ``deliver``; their deliveries stay unacked meanwhile.
+    """
+
+    dead_letters: list[tuple[Delivery, str]]
+    ack: list[int]
+    retry: list[str]
+
+
+def settle_parsed(prepared: Prepared) -> Settlement:
+    """Before any write: skipped deliveries are acked, malformed ones dead-lettered and acked."""
+    malformed = [delivery.tag for delivery, _ in prepared.malformed]
+    return Settlement(list(prepared.malformed), [*prepared.skipped, *malformed], list(prepared.events))
+
+
+def settle_attempt(prepared: Prepared, pending: Sequence[str], result: Outcome) -> Settlement:
+    """After a ``deliver`` of ``pending``: written and rejected events settle, the rest is retried."""
+    dead_letters = [(prepared.deliveries[tag], reason)
+                    for event_id, reason in result.rejected.items() for tag in prepared.tags.get(event_id, ())]
+    ack = prepared.tags_of(result.written) + [delivery.tag for delivery, _ in dead_letters]
+    return Settlement(dead_letters, ack, [event_id for event_id in pending if event_id in result.retry])

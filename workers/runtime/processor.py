@@ -1,8 +1,9 @@
-"""Delivering one batch: parse, hand to the plugin, act on the outcome, retry what must be retried.
+"""Carrying out the ack policy for one batch: parse, hand to the plugin, settle, wait and retry.
 
-The :class:`BatchProcessor` knows nothing about AMQP: the consumer gives it three callables (ack
-these tags, dead-letter this delivery, wait while servicing the connection), which keeps the
-per-batch policy in one place and testable with fakes.
+What becomes of each delivery is decided in :mod:`.policy`; the :class:`BatchProcessor` only carries
+those settlements out (in order: dead letters, then acks), backs off between attempts and keeps the
+metrics. It knows nothing about AMQP: the consumer gives it three callables (ack these tags,
+dead-letter this delivery, wait while servicing the connection), so it is testable with fakes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..plugin import WorkerPlugin
 from .backoff import Backoff
 from .batcher import Delivery
 from .metrics import WorkerMetrics
-from .policy import Prepared, outcome, prepare
+from .policy import Prepared, Settlement, outcome, prepare, settle_attempt, settle_parsed
 
 log = logging.getLogger(__name__)
 _time_of = attrgetter("time")
@@ -57,31 +58,36 @@ class BatchProcessor:
             return
         if prepared.duplicates:
             self.metrics.duplicates.inc(prepared.duplicates)
-        settled = list(prepared.skipped)
         if prepared.skipped:
             self.metrics.skipped.inc(len(prepared.skipped))
-        for delivery, reason in prepared.malformed:
+        step = settle_parsed(prepared)
+        for delivery, reason in step.dead_letters:
             log.warning("worker %s: dead-lettering message %d: %s", self.name, delivery.tag, reason)
-            self._dead_letter(delivery, reason)
-            settled.append(delivery.tag)
             self.metrics.rejected("malformed").inc()
-        pending = list(prepared.events)
+        settled = self._dead_letter_all(step)
+        pending = step.retry
         while pending:
-            written, retry, delay = self._attempt(prepared, pending)
-            settled.extend(written)
-            if not retry:
+            step, delay = self._attempt(prepared, pending)
+            settled.extend(self._dead_letter_all(step))
+            if not step.retry:
                 break
             if settled:
                 self._ack(settled)
                 settled = []
             if not self._wait(delay):
                 return  # stopping: the consumer returns the unwritten rest to the queue
-            pending = [event_id for event_id in pending if event_id in retry]
+            pending = step.retry
         if settled:
             self._ack(settled)
 
-    def _attempt(self, prepared: Prepared, pending: list[str]) -> tuple[list[int], set[str], float]:
-        """One ``deliver`` of ``pending``: the tags settled, the ids to retry, and the delay before."""
+    def _dead_letter_all(self, step: Settlement) -> list[int]:
+        """Store the step's dead letters (each confirmed); returns the tags it settles."""
+        for delivery, reason in step.dead_letters:
+            self._dead_letter(delivery, reason)
+        return list(step.ack)
+
+    def _attempt(self, prepared: Prepared, pending: list[str]) -> tuple[Settlement, float]:
+        """One ``deliver`` of ``pending``: what it settles, and the delay before retrying the rest."""
         events = [prepared.events[event_id] for event_id in pending]
         started = self._clock()
         error: BaseException | None = None
@@ -94,7 +100,6 @@ class BatchProcessor:
         if result.unexpected:
             self.metrics.errors.inc()
             log.error("worker %s: deliver() raised unexpectedly; retrying the batch", self.name, exc_info=error)
-        settled = prepared.tags_of(result.written)
         if result.written:
             self.metrics.processed.inc(len(result.written))
             # map/attrgetter keep the per-event loop in C (this runs for every event written)
@@ -103,15 +108,13 @@ class BatchProcessor:
             self.metrics.lag_seconds.set((datetime.now(UTC) - oldest).total_seconds())
         for event_id, reason in result.rejected.items():
             log.warning("worker %s: destination rejected event %s: %s", self.name, event_id, reason)
-            for tag in prepared.tags.get(event_id, ()):
-                self._dead_letter(prepared.deliveries[tag], reason)
-                settled.append(tag)
             self.metrics.rejected("rejected").inc()
+        step = settle_attempt(prepared, pending, result)
         self.destination_ok = not result.retry
         if not result.retry:
             self.backoff.reset()
             self.metrics.destination_up.set(1)
-            return settled, set(), 0.0
+            return step, 0.0
         self.metrics.retried.inc(len(result.retry))
         self.metrics.destination_up.set(0)
         delay = self.backoff.next_delay(result.delay_s)
@@ -119,7 +122,7 @@ class BatchProcessor:
             "worker %s: %d event(s) not written (%s); retrying in %.1fs",
             self.name, len(result.retry), result.reason, delay,
         )
-        return settled, result.retry, delay
+        return step, delay
 
     def _log_dry_run(self, prepared: Prepared) -> None:
         for event in prepared.events.values():
