@@ -57,7 +57,11 @@ start() {
   # a node left stopped by an interrupted test run: start its application again
   rabbitmqctl start_app >/dev/null 2>&1 || true
   # per-queue depth, consumers and dead letters for Prometheus/Grafana on :15692 (online, idempotent)
-  rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
+  if ! rabbitmq-plugins is_enabled rabbitmq_prometheus >/dev/null 2>&1; then
+    echo "enabling the RabbitMQ plugin rabbitmq_prometheus in the running broker (queue metrics on :15692;" \
+         "undo with: rabbitmq-plugins disable rabbitmq_prometheus)"
+    rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
+  fi
   if ! influxdb_up; then
     echo "starting InfluxDB"
     mkdir -p /var/lib/influxdb /var/log
