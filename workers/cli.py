@@ -13,8 +13,10 @@ import click
 
 from sink_lib.cli import load_settings
 from sink_lib.errors import EventSinkError
-from sink_lib.topology import installed_workers, queue_status
+from sink_lib.settings import SinkSettings
+from sink_lib.topology import QueueStatus, installed_workers, queue_status
 
+from .idle_queues import idle_queues
 from .runtime import describe_plugins, run_worker, tune_gc
 from .runtime.deadqueue import list_dead, replay_dead
 
@@ -81,8 +83,14 @@ def worker_run(name: str, dry_run: bool, log_level: str) -> None:
 @click.command()
 @click.option("--worker", "workers", multiple=True, help="Worker to show (default: every installed one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def status(workers: tuple[str, ...], as_json: bool) -> None:
-    """Per worker queue: messages ready, consumers, dead letters ('-' where a queue is not declared)."""
+@click.option("--interval", "interval_s", default=2.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between two readings of queues with no consumer, to tell whether they grow (0: one).")
+def status(workers: tuple[str, ...], as_json: bool, interval_s: float) -> None:
+    """Per worker queue: messages ready, consumers, dead letters ('-' where a queue is not declared).
+
+    Warns (on stderr) about queues with no consumer that hold messages or grow: every event lands in
+    them until their worker runs or `eventsink topology delete --worker NAME` removes them.
+    """
     _quiet_pika()
     settings = load_settings()
     try:
@@ -91,9 +99,20 @@ def status(workers: tuple[str, ...], as_json: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
-        return
-    table = [[r.worker, r.queue, _dash(r.messages), _dash(r.consumers), _dash(r.dead_letters)] for r in rows]
-    click.echo(_table(table, ["WORKER", "QUEUE", "MESSAGES", "CONSUMERS", "DEAD"]))
+    else:
+        table = [[r.worker, r.queue, _dash(r.messages), _dash(r.consumers), _dash(r.dead_letters)] for r in rows]
+        click.echo(_table(table, ["WORKER", "QUEUE", "MESSAGES", "CONSUMERS", "DEAD"]))
+    _warn_idle_queues(settings, rows, interval_s)
+
+
+def _warn_idle_queues(settings: SinkSettings, rows: list[QueueStatus], interval_s: float) -> None:
+    """Warn on stderr about queues with no consumer that hold messages or grow."""
+    try:
+        found = idle_queues(settings, rows, interval_s)
+    except EventSinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for queue in found:
+        click.echo(queue.warning(interval_s), err=True)
 
 
 @click.group()
