@@ -37,6 +37,21 @@ def _quiet_pika() -> None:
         logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
+def set_worker_log_level(log_level: str) -> None:
+    """Log at ``log_level`` from every logger of the process, a plugin's own included.
+
+    The level goes on the root logger, which a plugin's ``logging.getLogger(__name__)`` inherits
+    whatever its package is called; pika's connection chatter stays out unless ``debug`` is asked.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root.setLevel(log_level.upper())
+    logging.getLogger("workers").setLevel(logging.NOTSET)  # follow the root, not an earlier setting
+    if log_level != "debug":
+        _quiet_pika()
+
+
 @click.group()
 def worker() -> None:
     """List and run worker plugins."""
@@ -59,7 +74,7 @@ def worker_list() -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
-    help="Log level of the worker.",
+    help="Log level of the worker: the runtime's and the plugin's own loggers alike.",
 )
 def worker_run(name: str, dry_run: bool, log_level: str) -> None:
     """Run worker NAME (an installed plugin, or package.module:Class for one that is not installed).
@@ -67,11 +82,7 @@ def worker_run(name: str, dry_run: bool, log_level: str) -> None:
     Stops gracefully on SIGTERM/SIGINT: the batch in flight is finished or returned to the queue,
     nothing unwritten is acked. Settings: EVENTSINK_* and the plugin's EVENTSINK_<NAME>_* variables.
     """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("workers").setLevel(log_level.upper())
-    if log_level != "debug":
-        _quiet_pika()
+    set_worker_log_level(log_level)
     settings = load_settings()
     try:
         tune_gc()  # this process is the worker: its garbage collector is ours to tune
