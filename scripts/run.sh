@@ -37,6 +37,9 @@ if [ "$PYTHON" = ".venv/bin/python" ]; then
   scripts/venv.sh python3 .venv
   PYTHON="$PWD/.venv/bin/python"
   export PATH="$PWD/.venv/bin:$PATH"
+elif [[ "$PYTHON" == */* ]]; then  # another environment: its own eventsink script comes first too
+  PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"
+  export PATH="$(dirname "$PYTHON"):$PATH"
 fi
 if ! (cd / && "$PYTHON" -c "import sink_lib, emergency_api, workers, monitors, flasgger, influxdb_client, pymongo") \
      2>/dev/null || ! command -v eventsink >/dev/null; then
@@ -69,9 +72,19 @@ fi
 chmod 600 "$RUN/monitor.key"
 
 # 3. the emergency API
+if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
+  echo "port $API_PORT is taken (another make run?); stop it, or choose another: EVENTSINK_RUN_API_PORT=8001 make run" >&2
+  exit 1
+fi
 echo "starting:"
 start api eventsink api --bind "127.0.0.1:$API_PORT"
-for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/healthz" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/healthz" 2>/dev/null && break; sleep 0.1; done
+if ! curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/healthz" 2>/dev/null; then
+  echo "the API did not come up on 127.0.0.1:$API_PORT; its log (.run/logs/api.log) ends:" >&2
+  tail -n 20 "$RUN/logs/api.log" >&2
+  stop_all
+  exit 1
+fi
 
 # 4. workers whose destinations are reachable; their queues are declared first
 enabled=(prometheus)
