@@ -8,7 +8,7 @@ for script in bench/sink_publish.py bench/api_ingest.py bench/workers_runtime.py
               bench/workers_analytics.py bench/monitors_accuracy.py bench/monitors_cost.py; do
   [ -f "$script" ] || continue
   echo "== $script"
-  if ! python3 "$script"; then
+  if ! "${PYTHON:-python3}" "$script"; then
     echo "!! $script failed" >&2
     status=1
   fi

@@ -49,6 +49,13 @@ influxdb_up() { curl -fsS -o /dev/null "http://127.0.0.1:8086/ping"; }
 
 redis_up() { python3 -c "import socket; socket.create_connection(('127.0.0.1', 6379), timeout=1).close()"; }
 
+enable_plugin() {  # enable_plugin NAME WHAT: enable a RabbitMQ plugin in the running broker, saying so
+  local name=$1 what=$2
+  rabbitmq-plugins is_enabled "$name" >/dev/null 2>&1 && return 0
+  echo "enabling the RabbitMQ plugin $name in the running broker ($what; undo: rabbitmq-plugins disable $name)"
+  rabbitmq-plugins enable "$name" >/dev/null
+}
+
 start() {
   if ! rabbitmq_up; then
     echo "starting RabbitMQ"
@@ -59,7 +66,7 @@ start() {
   # a node left stopped by an interrupted test run: start its application again
   rabbitmqctl start_app >/dev/null 2>&1 || true
   # per-queue depth, consumers and dead letters for Prometheus/Grafana on :15692 (online, idempotent)
-  rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
+  enable_plugin rabbitmq_prometheus "queue metrics for Prometheus on :15692"
   if ! influxdb_up; then
     echo "starting InfluxDB"
     mkdir -p /var/lib/influxdb /var/log

@@ -7,7 +7,8 @@
     ├── EventValidationError        an event was refused before anything was published
     │                               (``.errors`` lists ``{"field", "message"}`` pairs)
     ├── BrokerError                 RabbitMQ could not be reached or refused an operation
-    │   └── TopologyError           declaring exchanges or queues failed
+    │   └── TopologyError           declaring or deleting exchanges or queues failed
+    │       └── QueueInUseError     a queue to delete has consumers, messages or dead letters
     ├── SpoolError                  the local durable spool could not take or give events
     │   ├── SpoolFullError          the spool reached its size limit or the disk is full
     │   └── UnsafeSpoolDirError     the spool directory is open to other users (also a ConfigurationError)
@@ -57,7 +58,11 @@ class BrokerError(EventSinkError):
 
 
 class TopologyError(BrokerError):
-    """Declaring the exchange, queues or dead-letter queues failed."""
+    """Declaring or deleting the exchange, queues or dead-letter queues failed."""
+
+
+class QueueInUseError(TopologyError):
+    """A worker's queue has consumers, messages or dead letters, and deleting it was not forced."""
 
 
 class SpoolError(EventSinkError):

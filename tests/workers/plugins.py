@@ -4,6 +4,7 @@ that a worker subprocess can write while the test reads it (run as ``tests.worke
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -16,6 +17,8 @@ from pydantic_settings import SettingsConfigDict
 from sink_lib.event import Event
 from workers.errors import RejectEvents, RetryLater
 from workers.plugin import WorkerPlugin, WorkerSettings
+
+chatty_log = logging.getLogger(__name__)
 
 
 class MemorySettings(WorkerSettings):
@@ -147,3 +150,13 @@ class PoisonWorker(MemoryWorker):
         if event.data.get("poison"):
             raise RuntimeError("plugin bug triggered by this event")
         return super().takes(event)
+
+
+class ChattyWorker(MemoryWorker):
+    """Logs through its own module logger (outside the ``workers`` package) when opened."""
+
+    def open(self) -> None:
+        """Log one line at each of info and warning."""
+        super().open()
+        chatty_log.info("chatty plugin: info line from open()")
+        chatty_log.warning("chatty plugin: warning line from open()")
