@@ -5,6 +5,7 @@ scoped to its key, see ``ApiKey.event_id``), ``time``,
 ``subject``, ``userid``, ``region`` and ``source`` (appended to the key's source). ``specversion``
 and ``datacontenttype`` may be sent if they hold the only values the API writes. Any other
 top-level field is refused. A batch is all-or-nothing: if one event is invalid, none is published.
+The envelope rules are :class:`~.envelope.PostedEvent`'s, the same model the OpenAPI schema comes from.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask import Blueprint, Response, request
 from sink_lib.errors import EventValidationError
 
 from .auth import require_key, require_scope
-from .checks import source_problem, time_problem
+from .envelope import envelope_errors
 from .ingest import api_settings, publish, sink
 from .keys import ApiKey
 from .problems import Problem
@@ -25,42 +26,12 @@ from .problems import Problem
 bp = Blueprint("events", __name__)
 
 JSON_TYPES = frozenset({"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"})
-OPTIONAL_STRINGS = {"id": 256, "time": 64, "subject": 1024, "userid": 256, "region": 64, "source": 256}
-FIXED = {"specversion": "1.0", "datacontenttype": "application/json"}
-ALLOWED = frozenset({"type", "data", *OPTIONAL_STRINGS, *FIXED})
 
 
 def source_of(key: ApiKey, client_source: str | None) -> str:
     """``/api/<key name>``, with a client-given source appended as a sub-path."""
     base = f"/api/{key.name}"
     return f"{base}/{client_source.lstrip('/')}" if client_source else base
-
-
-def check_envelope(index: int, item: Any) -> list[dict[str, Any]]:
-    """Problems with the top-level fields of one event (the registry checks ``data``)."""
-    if not isinstance(item, dict):
-        return [{"index": index, "field": "", "message": "an event must be a JSON object"}]
-    errors = [
-        {"index": index, "field": name, "message": "unknown field; allowed: " + ", ".join(sorted(ALLOWED))}
-        for name in item
-        if name not in ALLOWED
-    ]
-    for name in ("type", "data"):
-        if name not in item:
-            errors.append({"index": index, "field": name, "message": "field required"})
-    for name, limit in OPTIONAL_STRINGS.items():
-        if name not in item:
-            continue
-        value = item[name]
-        if not isinstance(value, str) or not 0 < len(value) <= limit:
-            errors.append({"index": index, "field": name, "message": f"must be a string of 1-{limit} characters"})
-    for name, fixed in FIXED.items():
-        if name in item and item[name] != fixed:
-            errors.append({"index": index, "field": name, "message": f"must be {fixed!r}"})
-    source = item.get("source")
-    if isinstance(source, str) and source and (reason := source_problem(source)):
-        errors.append({"index": index, "field": "source", "message": reason})
-    return errors
 
 
 def read_json_body() -> Any:
@@ -90,9 +61,7 @@ def post_events() -> Response:
                       slug="too-many-events")
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        errors.extend(check_envelope(index, item))
-        if isinstance(item, dict) and (reason := time_problem(item.get("time"), settings)):
-            errors.append({"index": index, "field": "time", "message": reason})
+        errors.extend(envelope_errors(index, item, settings))
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     require_scope(key, ((i, item["type"]) for i, item in enumerate(items) if isinstance(item["type"], str)))

@@ -1,7 +1,9 @@
 """The OpenAPI 3 description served by flasgger at ``/apispec.json`` (Swagger UI at ``/apidocs/``).
 
 Written out here rather than scattered over docstrings so it stays complete: every route, body,
-security scheme and error response, and the JSON Schema of each registered type's ``data``.
+security scheme and error response, and the JSON Schema of each registered type's ``data``. The
+schema of a posted event is generated from :class:`~.envelope.PostedEvent`, the model the API
+validates with.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from sink_lib.registry import TYPE_PATTERN, TypeRegistry
+from sink_lib.registry import TypeRegistry
 
-from .checks import SOURCE_PATH
-from .events import OPTIONAL_STRINGS
+from .envelope import event_schema
 from .lineprotocol import PRECISIONS
 from .problems import PROBLEM_CONTENT_TYPE
 from .settings import ApiSettings
@@ -40,28 +41,6 @@ COMMON_ERRORS = {
     "500": _problem("Unexpected server error (no details are given)."),
     "503": _problem("Events could not be confirmed or spooled in time, or the spool is full.", retry_after=True),
 }
-
-
-def _event_schema(types: list[str]) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "type": {"type": "string", "pattern": TYPE_PATTERN.pattern, "maxLength": 128,
-                 "example": "health.status", "description": "Dotted event type; must match a scope of the key."},
-        "data": {"type": "object", "example": {"service": "clowder", "state": "up"},
-                 "description": "Checked against the registered schema of the type: components/schemas/"
-                                "data.<type> (" + ", ".join(types) + "). Other types take any object "
-                                "unless strict."},
-    }
-    for name, limit in OPTIONAL_STRINGS.items():
-        props[name] = {"type": "string", "minLength": 1, "maxLength": limit}
-    props["id"]["description"] = ("Your id for the event; resend the same id when retrying. It is published "
-                                  "scoped to your key (uuid5, see the README); the answer lists the ids "
-                                  "published. Default: a new random uuid4.")
-    props["time"].update(format="date-time", description="RFC 3339 time (default: time of arrival).")
-    props["source"].update(pattern=SOURCE_PATH.pattern,
-                           description="Appended to the key's source: /api/<key name>/<source>.")
-    props["specversion"] = {"type": "string", "enum": ["1.0"]}
-    props["datacontenttype"] = {"type": "string", "enum": ["application/json"]}
-    return {"type": "object", "required": ["type", "data"], "additionalProperties": False, "properties": props}
 
 
 def openapi30(schema: Any) -> Any:
@@ -125,7 +104,7 @@ def build_spec(settings: ApiSettings, registry: TypeRegistry) -> dict[str, Any]:
                 "BearerKey": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {
-                "Event": _event_schema(registry.names()),
+                "Event": event_schema(),
                 "Accepted": {"type": "object", "required": ["accepted", "ids"], "properties": {
                     "accepted": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "string"}}}},
                 "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
