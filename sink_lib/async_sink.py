@@ -11,12 +11,11 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from .errors import BrokerError, SinkClosedError, SpoolError
 from .event import CONTENT_TYPE
-from .prepared import PreparedEvent, prepare_event, replay_headers
+from .prepared import EventFields, PreparedEvent, prepare_event, replay_headers
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
 from .spool import Spool
@@ -88,16 +87,11 @@ class AsyncEventSink:
                 await self._connect_once()
             delay = min(delay * 2, self.settings.reconnect_max_s)
 
-    def prepare(self, type: str, data: dict[str, Any], *, source: str | None = None, id: str | None = None,
-                time: datetime | str | None = None, subject: str | None = None, userid: str | None = None,
-                region: str | None = None) -> PreparedEvent:
+    def prepare(self, type: str, data: dict[str, Any], **fields: Unpack[EventFields]) -> PreparedEvent:
         """Validate and serialise an event; raises EventValidationError naming the bad field."""
-        return prepare_event(self.settings, self.registry, type, data, source=source, id=id, time_=time,
-                             subject=subject, userid=userid, region=region)
+        return prepare_event(self.settings, self.registry, type, data, **fields)
 
-    async def publish(self, type: str, data: dict[str, Any], *, source: str | None = None, id: str | None = None,
-                   time: datetime | str | None = None, subject: str | None = None, userid: str | None = None,
-                   region: str | None = None) -> PreparedEvent:
+    async def publish(self, type: str, data: dict[str, Any], **fields: Unpack[EventFields]) -> PreparedEvent:
         """Publish one event and return it once confirmed by the broker or written to the spool.
 
         Raises EventValidationError for bad input (nothing published), or SpoolError when the broker
@@ -105,8 +99,7 @@ class AsyncEventSink:
         """
         if self._closed:
             raise SinkClosedError("this AsyncEventSink is closed")
-        event = self.prepare(type, data, source=source, id=id, time=time, subject=subject, userid=userid,
-                             region=region)
+        event = self.prepare(type, data, **fields)
         self._counts["emitted"] += 1
         if await self._publish(event.id, event.type, event.timestamp, event.body):
             self._counts["confirmed"] += 1
@@ -178,7 +171,7 @@ class AsyncEventSink:
             await self._connection.close()
         self._spool.close()
 
-    async def emit(self, type: str, data: dict[str, Any], **fields: Any) -> PreparedEvent:
+    async def emit(self, type: str, data: dict[str, Any], **fields: Unpack[EventFields]) -> PreparedEvent:
         """Deprecated alias of :meth:`publish` (kept for one release; warns DeprecationWarning)."""
         warnings.warn("AsyncEventSink.emit() is deprecated: use publish()", DeprecationWarning, stacklevel=2)
         return await self.publish(type, data, **fields)

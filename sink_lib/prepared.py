@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 import orjson
 
@@ -47,26 +47,31 @@ def replay_headers(record: SpoolRecord) -> tuple[str, int]:
         return "", int(time.time())
 
 
+class EventFields(TypedDict, total=False):
+    """The optional envelope fields every ``prepare``/``enqueue``/``publish`` takes as keywords."""
+
+    source: str | None
+    id: str | None
+    time: datetime | str | None
+    subject: str | None
+    userid: str | None
+    region: str | None
+
+
 def prepare_event(
-    settings: SinkSettings,
-    registry: TypeRegistry,
-    type: str,
-    data: dict[str, Any],
-    *,
-    source: str | None = None,
-    id: str | None = None,
-    time_: datetime | str | None = None,
-    subject: str | None = None,
-    userid: str | None = None,
-    region: str | None = None,
+    settings: SinkSettings, registry: TypeRegistry, type: str, data: dict[str, Any], **fields: Unpack[EventFields]
 ) -> PreparedEvent:
     """Validate ``data`` for ``type`` and serialise the envelope; raises EventValidationError."""
+    unknown = fields.keys() - EventFields.__annotations__.keys()
+    if unknown:  # what a keyword-only signature would refuse: a typo must not be dropped silently
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     registry.validate(type, data, strict=settings.strict_types)
-    for name, value in (("source", source), ("id", id), ("subject", subject), ("userid", userid),
-                        ("region", region)):
+    for name in ("source", "id", "subject", "userid", "region"):
+        value = fields.get(name)
         if value is not None and (not isinstance(value, str) or not value):
             raise EventValidationError.single(name, "must be a non-empty string", type)
-    envelope = build_envelope(type, data, source=source or settings.source, id=id, time=time_,
-                              subject=subject, userid=userid, region=region)
+    envelope = build_envelope(type, data, source=fields.get("source") or settings.source, id=fields.get("id"),
+                              time=fields.get("time"), subject=fields.get("subject"), userid=fields.get("userid"),
+                              region=fields.get("region"))
     body = encode(envelope, settings.max_event_bytes)
     return PreparedEvent(envelope["id"], type, body, int(time.time()))

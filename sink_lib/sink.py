@@ -24,8 +24,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from .errors import (
     PublishTimeout,
@@ -34,7 +33,7 @@ from .errors import (
     SpoolError,
 )
 from .outbox import Item, Outbox, Ticket
-from .prepared import PreparedEvent, prepare_event
+from .prepared import EventFields, PreparedEvent, prepare_event
 from .publisher import Publisher
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
@@ -75,69 +74,37 @@ class EventSink:
 
     # -- building events -----------------------------------------------------------------------
 
-    def prepare(
-        self,
-        type: str,
-        data: dict[str, Any],
-        *,
-        source: str | None = None,
-        id: str | None = None,
-        time: datetime | str | None = None,
-        subject: str | None = None,
-        userid: str | None = None,
-        region: str | None = None,
-    ) -> PreparedEvent:
-        """Validate and serialise an event; raises EventValidationError naming the bad field."""
-        return prepare_event(self.settings, self.registry, type, data, source=source, id=id, time_=time,
-                             subject=subject, userid=userid, region=region)
+    def prepare(self, type: str, data: dict[str, Any], **fields: Unpack[EventFields]) -> PreparedEvent:
+        """Validate and serialise an event; raises EventValidationError naming the bad field.
 
-    def enqueue(
-        self,
-        type: str,
-        data: dict[str, Any],
-        *,
-        source: str | None = None,
-        id: str | None = None,
-        time: datetime | str | None = None,
-        subject: str | None = None,
-        userid: str | None = None,
-        region: str | None = None,
-    ) -> PreparedEvent:
+        Keywords (all optional): ``source``, ``id``, ``time`` (datetime or RFC 3339), ``subject``,
+        ``userid``, ``region``; the same for :meth:`enqueue` and :meth:`publish`.
+        """
+        return prepare_event(self.settings, self.registry, type, data, **fields)
+
+    def enqueue(self, type: str, data: dict[str, Any], **fields: Unpack[EventFields]) -> PreparedEvent:
         """Validate, enqueue and return the event at once; publishing happens in the background.
 
         Returns the event as sent (``.id``, ``.type``, ``.envelope``, ``.body``). Raises
         EventValidationError (nothing published) or QueueFullError (see the module's policy).
         """
-        event = self.prepare(type, data, source=source, id=id, time=time, subject=subject,
-                             userid=userid, region=region)
+        event = self.prepare(type, data, **fields)
         self._enqueue([event], None)
         return event
 
-    def publish(
-        self,
-        type: str,
-        data: dict[str, Any],
-        *,
-        source: str | None = None,
-        id: str | None = None,
-        time: datetime | str | None = None,
-        subject: str | None = None,
-        userid: str | None = None,
-        region: str | None = None,
-        timeout: float = 10.0,
-    ) -> PreparedEvent:
+    def publish(self, type: str, data: dict[str, Any], *, timeout: float = 10.0,
+                **fields: Unpack[EventFields]) -> PreparedEvent:
         """Validate and enqueue the event, then wait until the broker confirmed it or it is spooled.
 
         The blocking twin of :meth:`AsyncEventSink.publish`. Raises EventValidationError (nothing
         published), PublishTimeout when ``timeout`` passes first (the event stays queued and will still
         be published), or the spool's error when the broker is away and the spool cannot take it.
         """
-        event = self.prepare(type, data, source=source, id=id, time=time, subject=subject,
-                             userid=userid, region=region)
+        event = self.prepare(type, data, **fields)
         self.submit([event], wait=timeout)
         return event
 
-    def emit(self, type: str, data: dict[str, Any], **fields: Any) -> PreparedEvent:
+    def emit(self, type: str, data: dict[str, Any], **fields: Unpack[EventFields]) -> PreparedEvent:
         """Deprecated alias of :meth:`enqueue` (kept for one release; warns DeprecationWarning)."""
         warnings.warn("EventSink.emit() is deprecated: use enqueue() (returns at once) or publish() "
                       "(waits for the confirm)", DeprecationWarning, stacklevel=2)

@@ -55,3 +55,10 @@ async def test_async_emit_is_a_deprecated_alias_of_publish(spool_dir):
         assert [r.id for r in spool.claim(10)] == [event.id]
     finally:
         spool.close()
+
+
+def test_a_misspelt_keyword_is_refused_not_dropped(spool_dir):
+    settings = SinkSettings(amqp_url="amqp://guest:guest@127.0.0.1:1/%2F", exchange="offline", spool_dir=spool_dir,
+                            reconnect_min_s=30.0, reconnect_max_s=30.0)
+    with EventSink(settings=settings) as sink, pytest.raises(TypeError, match="user_id"):
+        sink.enqueue("storage.file.deleted", {"file_id": "f1", "bytes": 1}, user_id="u1")  # type: ignore[call-arg]
