@@ -1,7 +1,7 @@
 """Settings of the emergency API, read from ``EVENTSINK_API_*`` environment variables.
 
 Built at the edge (``eventsink api``, ``eventsink keys``, ``create_app``) and passed in. The keys file
-is ``EVENTSINK_API_KEYS_FILE``, the name DESIGN.md gives it.
+is ``EVENTSINK_API_KEYS_FILE`` (docs/architecture.md, "Configuration").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pydantic models for the ``data`` of the built-in event types (see DESIGN.md).
+"""Pydantic models for the ``data`` of the built-in event types (docs/architecture.md, "Event types").
 
 Validation is strict: ``"10"`` is not an integer, and fields a type does not define are refused, so a
 typo (``byte`` for ``bytes``) is an error in the caller instead of a silent loss downstream.
