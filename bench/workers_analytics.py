@@ -10,7 +10,7 @@ with an e-mail and an IP in the data so the default privacy rules have work to d
    only JSON-encodes and posts them in the same request shapes (Amplitude: 500 events a request;
    GA4: per client, 25 events a request), with no privacy rules or checks.
 2. Runtime + plugin (when RabbitMQ is up): drain a queue pre-filled with the same events through
-   ``Worker`` with each plugin, beside the runtime's raw drain rate with the ``discard`` plugin.
+   ``QueueConsumer`` with each plugin, beside the runtime's raw drain rate with the ``discard`` plugin.
 
 Best of ``--rounds`` runs each. Goal: each worker >= 5,000 events/s; the plugin path is checked on its
 own, and with the runtime the ratio to the raw drain rate shows whether the plugin is what limits it.
@@ -171,7 +171,7 @@ def drain(name: str, plugin: WorkerPlugin, payloads: list[bytes]) -> float:
     from bench.workers_runtime import prefill
     from sink_lib.settings import SinkSettings
     from sink_lib.topology import declare_exchange, declare_worker, queue_name
-    from workers.runtime import Worker, WorkerMetrics
+    from workers.runtime import QueueConsumer, WorkerMetrics
 
     settings = SinkSettings(amqp_url=AMQP, exchange=f"bench_analytics_{uuid.uuid4().hex[:8]}")
     connection = pika.BlockingConnection(pika.URLParameters(AMQP))
@@ -181,7 +181,7 @@ def drain(name: str, plugin: WorkerPlugin, payloads: list[bytes]) -> float:
         prefill(settings, payloads)
         metrics = WorkerMetrics(name)
         stop = threading.Event()
-        worker = Worker(plugin, settings, metrics=metrics, stop_event=stop)
+        worker = QueueConsumer(plugin, settings, metrics=metrics, stop_event=stop)
         started = time.perf_counter()
         thread = threading.Thread(target=worker.run)
         thread.start()

@@ -33,7 +33,7 @@ from sink_lib.event import build_envelope, encode
 from sink_lib.settings import SinkSettings
 from sink_lib.topology import declare_exchange, declare_worker, queue_name
 from workers.discard import DiscardWorker
-from workers.runtime import Worker, WorkerMetrics, build_plugin, tune_gc
+from workers.runtime import QueueConsumer, WorkerMetrics, build_plugin, tune_gc
 
 AMQP = "amqp://guest:guest@localhost:5672/%2F"
 WORKER = "discard"
@@ -122,7 +122,7 @@ def drain_runtime(settings: SinkSettings, count: int, batch: int) -> tuple[float
     assert isinstance(plugin, DiscardWorker)
     stop = threading.Event()
     metrics = WorkerMetrics(WORKER)
-    worker = Worker(plugin, settings, metrics=metrics, stop_event=stop)
+    worker = QueueConsumer(plugin, settings, metrics=metrics, stop_event=stop)
     started = time.perf_counter()
     thread = threading.Thread(target=worker.run)
     thread.start()

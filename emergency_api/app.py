@@ -12,7 +12,7 @@ from sink_lib.settings import SinkSettings
 
 from . import events, health, metrics, problems, write
 from .keys import KeyStore
-from .limits import init_limits
+from .ratelimit import init_limits
 from .settings import ApiSettings
 from .spec import build_spec, protect_ui, swagger_config
 

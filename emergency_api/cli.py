@@ -14,7 +14,7 @@ from sink_lib.errors import EventSinkError
 from sink_lib.settings import SinkSettings
 
 from .keys import KeyFileError, KeyStore, create_key, read_keys, revoke_key
-from .limits import RateLimiter
+from .ratelimit import RateLimiter
 from .settings import ApiSettings
 
 

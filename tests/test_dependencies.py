@@ -36,7 +36,7 @@ def test_floors_exclude_versions_with_known_advisories(name: str, vulnerable: st
 
 @pytest.mark.parametrize(("name", "private"), [
     ("pika", "pika.connection.Connection._output_marshaled_frames (sink_lib/publisher.py writes frames.py's)"),
-    ("limits", "MemoryStorage.__schedule_expiry/__expire_events (emergency_api/limits.py overrides them)"),
+    ("limits", "MemoryStorage.__schedule_expiry/__expire_events (emergency_api/ratelimit.py overrides them)"),
 ])
 def test_libraries_whose_private_parts_are_used_have_a_ceiling(name: str, private: str) -> None:
     for requirement in requirements(name):

@@ -19,7 +19,7 @@ from sink_lib.topology import QueueStatus, installed_workers, queue_status
 
 from .idle_queues import idle_queues
 from .runtime import describe_plugins, run_worker, tune_gc
-from .runtime.deadqueue import list_dead, replay_dead
+from .runtime.deadletter_admin import list_dead, replay_dead
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -15,7 +15,7 @@ from sink_lib.event import build_envelope
 from sink_lib.settings import SinkSettings
 from sink_lib.topology import declare_exchange, declare_worker
 from workers.plugin import WorkerPlugin
-from workers.runtime import Worker, WorkerMetrics
+from workers.runtime import QueueConsumer, WorkerMetrics
 
 
 def make_event(type_: str = "storage.file.uploaded", **data: Any) -> dict[str, Any]:
@@ -52,13 +52,13 @@ def publish(settings: SinkSettings, worker: str, bodies: Iterable[bytes | dict[s
 
 
 class RunningWorker:
-    """A Worker running in a background thread; ``stop()`` stops it gracefully and re-raises its error."""
+    """A QueueConsumer running in a background thread; ``stop()`` stops it gracefully and re-raises its error."""
 
     def __init__(self, plugin: WorkerPlugin, settings: SinkSettings, **kwargs: Any) -> None:
         self.plugin = plugin
         self.metrics = WorkerMetrics(plugin.name)
         self.stop_event = threading.Event()
-        self.worker = Worker(plugin, settings, metrics=self.metrics, stop_event=self.stop_event, **kwargs)
+        self.worker = QueueConsumer(plugin, settings, metrics=self.metrics, stop_event=self.stop_event, **kwargs)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"worker-{plugin.name}", daemon=True)
 

@@ -175,7 +175,7 @@ def test_unreachable_broker_is_retried_until_stopped(
 def test_poison_message_that_crashes_the_worker_ends_in_the_dead_letter_queue(
     sink_settings: SinkSettings,
 ) -> None:
-    from workers.runtime.deadqueue import list_dead
+    from workers.runtime.deadletter_admin import list_dead
 
     from .helpers import RunningWorker
     from .plugins import PoisonWorker

@@ -124,7 +124,7 @@ def test_dry_run_neither_writes_nor_acks() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert workers.runtime.__all__ == sorted(workers.runtime.__all__)
-    assert {"run_worker", "Worker", "WorkerMetrics", "build_plugin", "load_plugin_class"} <= set(
+    assert {"run_worker", "QueueConsumer", "WorkerMetrics", "build_plugin", "load_plugin_class"} <= set(
         workers.runtime.__all__
     )
 

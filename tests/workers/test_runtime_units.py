@@ -19,7 +19,7 @@ from workers.runtime import (
     Backoff,
     Batcher,
     Delivery,
-    Worker,
+    QueueConsumer,
     WorkerMetrics,
     build_plugin,
     dead_letter_properties,
@@ -29,7 +29,7 @@ from workers.runtime import (
     reason_of,
     tune_gc,
 )
-from workers.runtime.deadqueue import describe, matches, replay_properties
+from workers.runtime.deadletter_admin import describe, matches, replay_properties
 from workers.runtime.run import GC_THRESHOLDS
 
 from .helpers import body_of, make_event
@@ -294,8 +294,8 @@ def test_a_plugin_registers_its_own_metrics_once_in_the_worker_registry() -> Non
     plugin = build_plugin(CountingWorker)
     assert isinstance(plugin, CountingWorker)
     metrics = WorkerMetrics(plugin.name)
-    # When a Worker is built on these metrics (and the plugin is included again, which is a no-op)
-    Worker(plugin, SinkSettings(exchange="unused"), metrics=metrics)
+    # When a QueueConsumer is built on these metrics (and the plugin is included again, which is a no-op)
+    QueueConsumer(plugin, SinkSettings(exchange="unused"), metrics=metrics)
     metrics.include(plugin)
     plugin.deliver([Event.parse(make_event()), Event.parse(make_event())])
     # Then its metric is in the worker's registry beside the runtime's, counted by the plugin

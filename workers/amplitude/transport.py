@@ -33,7 +33,7 @@ _INDEX_LISTS = (
 
 
 @dataclass
-class Answer:
+class Reply:
     """Amplitude's answer to one request: status, parsed body, Retry-After hint."""
 
     status: int
@@ -87,7 +87,7 @@ def request_body(api_key: str, events: Sequence[bytes], options: dict[str, Any] 
     return head + b",".join(events) + tail
 
 
-def post(session: requests.Session, url: str, body: bytes, timeout_s: float) -> Answer:
+def post(session: requests.Session, url: str, body: bytes, timeout_s: float) -> Reply:
     """POST one request; network errors and timeouts propagate as ``requests`` exceptions."""
     response = session.post(
         url, data=body, headers={"Content-Type": "application/json", "Accept": "*/*"}, timeout=timeout_s
@@ -96,4 +96,4 @@ def post(session: requests.Session, url: str, body: bytes, timeout_s: float) -> 
         parsed = response.json()
     except ValueError:
         parsed = {}
-    return Answer(response.status_code, parsed if isinstance(parsed, dict) else {}, retry_after(response))
+    return Reply(response.status_code, parsed if isinstance(parsed, dict) else {}, retry_after(response))

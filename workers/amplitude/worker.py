@@ -24,7 +24,7 @@ from workers.thirdparty import PluginCounters, new_session
 
 from .mapping import Outgoing, Unsendable, to_amplitude
 from .settings import ENV_PREFIX, AmplitudeSettings
-from .transport import Answer, post, request_body
+from .transport import Reply, post, request_body
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class AmplitudeWorker(WorkerPlugin):
                 outcome.retry_later(rest, reason, delay)
                 return
 
-    def _refused(self, chunk: list[_Item], answer: Answer, pending: deque[list[_Item]], outcome: _Outcome) -> None:
+    def _refused(self, chunk: list[_Item], answer: Reply, pending: deque[list[_Item]], outcome: _Outcome) -> None:
         refused = answer.refused(len(chunk))
         if not refused:
             refused = {i: f"Amplitude 400: {answer.error}" for i in range(len(chunk))}
@@ -201,7 +201,7 @@ class AmplitudeWorker(WorkerPlugin):
         if rest:
             pending.appendleft(rest)
 
-    def _throttled(self, chunk: list[_Item], answer: Answer, pending: deque[list[_Item]], outcome: _Outcome) -> None:
+    def _throttled(self, chunk: list[_Item], answer: Reply, pending: deque[list[_Item]], outcome: _Outcome) -> None:
         """429 naming events: hold their users/devices back, resend the others of the request."""
         until = time.monotonic() + self.settings.throttle_backoff_s
         users = answer.body.get("throttled_users") or {}

@@ -33,7 +33,7 @@ class Request:
 
 
 @dataclass
-class Answer:
+class SendOutcome:
     """What a request came to: ok, or a retry reason and delay, plus validation messages by event index."""
 
     ok: bool
@@ -117,17 +117,17 @@ class Poster:
         self.session.close()
 
 
-def post(poster: Poster, request: Request, timeout_s: float, validating: bool) -> Answer:
-    """Send one request and read its answer; never raises for network trouble (it is an Answer)."""
+def post(poster: Poster, request: Request, timeout_s: float, validating: bool) -> SendOutcome:
+    """Send one request and read its answer; never raises for network trouble (it is an SendOutcome)."""
     try:
         response = poster.post(request.body, timeout_s)
     except requests.RequestException as exc:
-        return Answer(False, f"Google Analytics unreachable: {type(exc).__name__}")
+        return SendOutcome(False, f"Google Analytics unreachable: {type(exc).__name__}")
     if not 200 <= response.status_code < 300:
-        return Answer(False, f"Google Analytics answered {response.status_code}", retry_after(response))
+        return SendOutcome(False, f"Google Analytics answered {response.status_code}", retry_after(response))
     if not validating:
-        return Answer(True)
-    return Answer(True, messages=_validation_messages(response))
+        return SendOutcome(True)
+    return SendOutcome(True, messages=_validation_messages(response))
 
 
 def _validation_messages(response: requests.Response) -> dict[int | None, list[str]]:

@@ -18,7 +18,7 @@ from workers.thirdparty import PluginCounters
 
 from .mapping import Mapper, Outgoing, Unsendable
 from .settings import GoogleAnalyticsSettings
-from .transport import Answer, Poster, Request, build_requests, post
+from .transport import Poster, Request, SendOutcome, build_requests, post
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +138,12 @@ class GoogleAnalyticsWorker(WorkerPlugin):
         if retry:
             raise RetryLater(reason, event_ids=retry, delay_s=delay)
 
-    def _send_all(self, requests_: list[Request]) -> list[Answer]:
+    def _send_all(self, requests_: list[Request]) -> list[SendOutcome]:
         if self._pool is None or len(requests_) < 2:
             return [self._send(request) for request in requests_]
         return list(self._pool.map(self._send, requests_))
 
-    def _send(self, request: Request) -> Answer:
+    def _send(self, request: Request) -> SendOutcome:
         poster = getattr(self._local, "poster", None)
         if poster is None:
             poster = self._local.poster = Poster(self.settings.collect_url, self._params)

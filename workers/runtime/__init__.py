@@ -4,7 +4,7 @@ dead letters, metrics, signals). Plugins never import from here; the CLI and tes
 
 from .backoff import Backoff
 from .batcher import AckTracker, Batcher, Delivery
-from .consumer import Worker
+from .consumer import QueueConsumer
 from .deadletter import DeadLetterPublisher, dead_letter_properties, reason_of
 from .loader import PluginInfo, build_plugin, describe_plugins, load_plugin_class
 from .metrics import WorkerMetrics
@@ -23,8 +23,8 @@ __all__ = [
     "Outcome",
     "PluginInfo",
     "Prepared",
+    "QueueConsumer",
     "Settlement",
-    "Worker",
     "WorkerMetrics",
     "build_plugin",
     "dead_letter_properties",

@@ -1,6 +1,6 @@
 """The AMQP loop of a worker: consume, batch, deliver, ack; reconnect and back off; stop gracefully.
 
-One :class:`Worker` drains the queue ``<exchange>.<plugin.name>`` into one plugin, on a pika
+One :class:`QueueConsumer` drains the queue ``<exchange>.<plugin.name>`` into one plugin, on a pika
 BlockingConnection: ``basic_consume`` fills a :class:`~.batcher.Batcher` while
 ``process_data_events(time_limit)`` runs, and each ready batch goes to the
 :class:`~.processor.BatchProcessor` (parse, ``plugin.deliver``, outcome). Deliveries are acked
@@ -39,7 +39,7 @@ DEPTH_EVERY_S = 5.0
 FATAL_BROKER_ERRORS = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAccessDeniedError)
 
 
-class Worker:
+class QueueConsumer:
     """Runs one plugin against its queue until ``stop_event`` is set.
 
     ``dry_run``: consume and parse, log what would be written, write and ack nothing (every message

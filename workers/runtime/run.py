@@ -22,7 +22,7 @@ from sink_lib.errors import ConfigurationError
 from sink_lib.settings import SinkSettings
 
 from ..plugin import WorkerPlugin
-from .consumer import Worker
+from .consumer import QueueConsumer
 from .loader import build_plugin, load_plugin_class
 from .metrics import WorkerMetrics
 
@@ -112,7 +112,7 @@ def run_worker(
         log.info("worker %s: metrics on http://%s:%d/metrics", plugin.name, address, server.server_port)
     try:
         with stop_on_signals(stop):
-            Worker(plugin, sink_settings, metrics=metrics, dry_run=dry_run, stop_event=stop).run()
+            QueueConsumer(plugin, sink_settings, metrics=metrics, dry_run=dry_run, stop_event=stop).run()
     finally:
         if server is not None:
             server.shutdown()

@@ -13,7 +13,7 @@ from tests.privacy.recorder import Recorded, RecordingServer, Reply
 from tests.support import drain_queue, queue_depth, wait_for
 from tests.workers.helpers import publish
 from workers.amplitude import AmplitudeSettings, AmplitudeWorker
-from workers.runtime import Worker, WorkerMetrics
+from workers.runtime import QueueConsumer, WorkerMetrics
 
 from .conftest import Script, ingested
 
@@ -44,7 +44,7 @@ def test_stream_is_sent_refused_event_dead_lettered_and_unusable_ones_acked(
     plugin = AmplitudeWorker(settings)
     metrics = WorkerMetrics("amplitude")
     stop = threading.Event()
-    worker = Worker(plugin, sink_settings, metrics=metrics, stop_event=stop)
+    worker = QueueConsumer(plugin, sink_settings, metrics=metrics, stop_event=stop)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

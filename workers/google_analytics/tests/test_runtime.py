@@ -14,7 +14,7 @@ from tests.privacy.recorder import RecordingServer
 from tests.support import drain_queue, queue_depth, wait_for
 from tests.workers.helpers import publish
 from workers.google_analytics import GoogleAnalyticsSettings, GoogleAnalyticsWorker
-from workers.runtime import Worker, WorkerMetrics
+from workers.runtime import QueueConsumer, WorkerMetrics
 
 from .conftest import Script
 
@@ -35,7 +35,7 @@ def test_valid_events_are_sent_and_those_over_the_limits_dead_lettered(
     # When the google_analytics worker drains the queue
     settings = GoogleAnalyticsSettings(measurement_id="G-RT", api_secret="s", endpoint=ga4.url,
                                        privacy_secret="k", batch_size=10, batch_timeout_s=0.1)
-    worker = Worker(GoogleAnalyticsWorker(settings), sink_settings, metrics=WorkerMetrics("google_analytics"),
+    worker = QueueConsumer(GoogleAnalyticsWorker(settings), sink_settings, metrics=WorkerMetrics("google_analytics"),
                     stop_event=(stop := threading.Event()))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()

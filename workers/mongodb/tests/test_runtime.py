@@ -18,7 +18,7 @@ from sink_lib.topology import dead_queue_name, queue_name
 from tests.support import drain_queue, queue_depth, wait_for
 from tests.workers.helpers import publish
 from workers.mongodb import MongoDBSettings, MongoDBWorker
-from workers.runtime import Worker, WorkerMetrics
+from workers.runtime import QueueConsumer, WorkerMetrics
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -34,7 +34,7 @@ def test_stream_is_stored_and_the_unstorable_event_dead_lettered(sink_settings: 
     settings = MongoDBSettings(batch_size=8, batch_timeout_s=0.1)
     metrics = WorkerMetrics("mongodb")
     stop = threading.Event()
-    worker = Worker(
+    worker = QueueConsumer(
         MongoDBWorker(settings, client_factory=lambda s: client), sink_settings, metrics=metrics, stop_event=stop
     )
     thread = threading.Thread(target=worker.run, daemon=True)
