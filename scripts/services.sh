@@ -58,6 +58,8 @@ start() {
   rabbitmqctl start_app >/dev/null 2>&1 || true
   # per-queue depth, consumers and dead letters for Prometheus/Grafana on :15692 (online, idempotent)
   rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
+  # the management API on :15672 lets `eventsink status` list other queues bound to the exchange
+  rabbitmq-plugins enable rabbitmq_management >/dev/null
   if ! influxdb_up; then
     echo "starting InfluxDB"
     mkdir -p /var/lib/influxdb /var/log
