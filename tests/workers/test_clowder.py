@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +101,18 @@ def test_the_id_is_derived_from_the_content() -> None:
     # a different event (a later one, or another user) gets another id
     assert parse_body(cm.body(cm.download_file(created=cm.CREATED + 1))).id != first.id
     assert parse_body(cm.body({**message, "user_id": cm.AUTHOR})).id != first.id
+
+
+def test_the_id_is_the_rfc4122_name_based_uuid_of_the_canonical_json() -> None:
+    message = cm.login()
+    canonical = json.dumps(message, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    namespace = uuid.UUID("6f0c3b1e-5b1a-4c4e-9a57-2f1d0c7e8a11")
+    expected = uuid.uuid5(namespace, canonical)
+    assert parse_body(cm.body(message)).id == str(expected)
+    unicode = {**message, "user_name": "Zoë 李"}  # non-ASCII text is hashed as UTF-8, not escaped
+    canonical = json.dumps(unicode, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    namespace = uuid.UUID("6f0c3b1e-5b1a-4c4e-9a57-2f1d0c7e8a11")
+    assert parse_body(cm.body(unicode)).id == str(uuid.uuid5(namespace, canonical))
 
 
 def test_duplicates_in_a_batch_are_written_once() -> None:
