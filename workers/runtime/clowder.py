@@ -218,4 +218,7 @@ class ClowderConverter:
             if len(user) > 256:
                 raise message.error("user_id", "longer than 256 characters")
             envelope["userid"] = user
-        return Event.model_validate(envelope)
+        try:
+            return Event.model_validate(envelope)
+        except ValidationError as exc:  # not expected: every part was checked above
+            raise ClowderMessageError(pydantic_errors(exc, ""), type_name) from None
