@@ -221,3 +221,26 @@ def test_fuzz_any_bytes_are_an_event_or_a_validation_error(body: bytes) -> None:
         assert exc.errors and all(e["field"] and e["message"] for e in exc.errors)  # a reason, naming a field
         return
     assert event.id and event.type  # a body that parses is a complete event
+
+
+def test_the_worker_setting_decides_what_its_plugin_receives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers.runtime import Backoff, BatchProcessor, WorkerMetrics, build_plugin
+
+    from .plugins import MemoryWorker
+
+    def written(**settings: Any) -> dict[str, Any]:
+        plugin = build_plugin(MemoryWorker, **settings)
+        assert isinstance(plugin, MemoryWorker)
+        processor = BatchProcessor(plugin, WorkerMetrics("memory"), Backoff(1.0, 2.0), ack=lambda _tags: None,
+                                   dead_letter=lambda _d, _r: None, wait=lambda _s: True)
+        processor.process([Delivery(1, cm.body(cm.download_file()), None, False)])
+        [event] = plugin.stored.values()
+        return event.data
+
+    # Given the default settings, the plugin gets no names
+    assert set(written()) == {"resource_id", "resource_type", "bytes"}
+    # When the operator opts in through the worker's variable, it gets the names listed there
+    monkeypatch.setenv("EVENTSINK_MEMORY_CLOWDER_KEEP", '["resource_name", "author_id"]')
+    data = written()
+    assert (data["resource_name"], data["author_id"]) == (cm.FILE_NAME, cm.AUTHOR)
+    assert "user_name" not in data and "author_name" not in data
