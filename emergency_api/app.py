@@ -14,7 +14,7 @@ from . import events, health, metrics, problems, write
 from .keys import KeyStore
 from .limits import init_limits
 from .settings import ApiSettings
-from .spec import build_spec, swagger_config
+from .spec import build_spec, protect_ui, swagger_config
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,11 @@ def create_app(
     app.register_blueprint(events.bp)
     app.register_blueprint(write.bp)
     init_limits(app, settings)
-    if settings.swagger:
+    if settings.swagger or settings.swagger_ui:
         from flasgger import Swagger
 
-        Swagger(app, template=build_spec(settings, registry), config=swagger_config(), merge=False)
+        Swagger(app, template=build_spec(settings, registry), config=swagger_config(settings.swagger_ui),
+                merge=False)
+        if settings.swagger_ui:
+            protect_ui(app)
     return app

@@ -1,6 +1,7 @@
 """``POST /api/v1/events``: one CloudEvents-style object, or a JSON array of them.
 
-A client sends at least ``type`` and ``data``; it may send ``id`` (for idempotent retries), ``time``,
+A client sends at least ``type`` and ``data``; it may send ``id`` (for idempotent retries; published
+scoped to its key, see ``ApiKey.event_id``), ``time``,
 ``subject``, ``userid``, ``region`` and ``source`` (appended to the key's source). ``specversion``
 and ``datacontenttype`` may be sent if they hold the only values the API writes. Any other
 top-level field is refused. A batch is all-or-nothing: if one event is invalid, none is published.
@@ -9,7 +10,6 @@ top-level field is refused. A batch is all-or-nothing: if one event is invalid, 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -17,6 +17,7 @@ from flask import Blueprint, Response, request
 from sink_lib.errors import EventValidationError
 
 from .auth import require_key, require_scope
+from .checks import source_problem, time_problem
 from .ingest import api_settings, publish, sink
 from .keys import ApiKey
 from .problems import Problem
@@ -27,7 +28,6 @@ JSON_TYPES = frozenset({"application/json", "application/cloudevents+json", "app
 OPTIONAL_STRINGS = {"id": 256, "time": 64, "subject": 1024, "userid": 256, "region": 64, "source": 256}
 FIXED = {"specversion": "1.0", "datacontenttype": "application/json"}
 ALLOWED = frozenset({"type", "data", *OPTIONAL_STRINGS, *FIXED})
-_SOURCE_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/%-]+$")
 
 
 def source_of(key: ApiKey, client_source: str | None) -> str:
@@ -58,8 +58,8 @@ def check_envelope(index: int, item: Any) -> list[dict[str, Any]]:
         if name in item and item[name] != fixed:
             errors.append({"index": index, "field": name, "message": f"must be {fixed!r}"})
     source = item.get("source")
-    if isinstance(source, str) and source and not _SOURCE_PATH.match(source):
-        errors.append({"index": index, "field": "source", "message": "must be a URI path"})
+    if isinstance(source, str) and source and (reason := source_problem(source)):
+        errors.append({"index": index, "field": "source", "message": reason})
     return errors
 
 
@@ -91,6 +91,8 @@ def post_events() -> Response:
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         errors.extend(check_envelope(index, item))
+        if isinstance(item, dict) and (reason := time_problem(item.get("time"), settings)):
+            errors.append({"index": index, "field": "time", "message": reason})
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     require_scope(key, ((i, item["type"]) for i, item in enumerate(items) if isinstance(item["type"], str)))
@@ -99,7 +101,7 @@ def post_events() -> Response:
     for index, item in enumerate(items):
         try:
             prepared.append(out.prepare(
-                item["type"], item["data"], source=source_of(key, item.get("source")), id=item.get("id"),
+                item["type"], item["data"], source=source_of(key, item.get("source")), id=key.event_id(item.get("id")),
                 time=item.get("time"), subject=item.get("subject"), userid=item.get("userid"),
                 region=item.get("region"),
             ))

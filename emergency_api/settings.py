@@ -38,6 +38,14 @@ class ApiSettings(BaseSettings):
     max_lines: int = Field(
         5000, gt=0, description="Most lines in one POST /api/v1/write (Telegraf sends 1000 by default)."
     )
+    max_time_past_s: int = Field(
+        30 * 86400, gt=0,
+        description="Oldest event time accepted, in seconds before now (default 30 days); older gets 422.",
+    )
+    max_time_future_s: int = Field(
+        600, gt=0,
+        description="Latest event time accepted, in seconds after now (clock skew; default 10 min); later gets 422.",
+    )
     publish_timeout_s: float = Field(
         10.0, gt=0, description="How long a request waits for its events to be confirmed or spooled."
     )
@@ -55,7 +63,12 @@ class ApiSettings(BaseSettings):
     workers: int = Field(2, gt=0, description="gunicorn worker processes.")
     worker_class: str = Field("gthread", description="gunicorn worker class.")
     threads: int = Field(16, gt=0, description="Threads per gunicorn worker (gthread).")
-    swagger: bool = Field(True, description="Serve the Swagger UI at /apidocs/ and the spec at /apispec.json.")
+    swagger: bool = Field(True, description="Serve the OpenAPI spec at /apispec.json.")
+    swagger_ui: bool = Field(
+        False,
+        description="Serve the Swagger UI at /apidocs/ (development: the bundled swagger-ui reads ?url=, so the "
+                    "page is sent with a policy that lets it fetch from the API's own origin only).",
+    )
 
     @field_validator("rate_limit")
     @classmethod

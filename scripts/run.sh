@@ -36,6 +36,7 @@ mkdir -p "$RUN/pids" "$RUN/logs" "$RUN/spool"
 
 export EVENTSINK_SPOOL_DIR="$RUN/spool"
 export EVENTSINK_API_KEYS_FILE="$RUN/keys.json"
+export EVENTSINK_API_SWAGGER_UI="${EVENTSINK_API_SWAGGER_UI:-true}"  # a local development run: the UI is useful here
 export EVENTSINK_PROMETHEUS_STATE_DIR="$RUN/prometheus"
 export EVENTSINK_SOURCE="/demo/producer"
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
-APT_PACKAGES=(rabbitmq-server influxdb prometheus prometheus-blackbox-exporter wrk)
+APT_PACKAGES=(rabbitmq-server influxdb prometheus prometheus-blackbox-exporter wrk nginx-light)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -16,6 +16,8 @@ install() {
   have prometheus || missing+=(prometheus)
   have prometheus-blackbox-exporter || missing+=(prometheus-blackbox-exporter)
   have wrk || missing+=(wrk)
+  # the API's front in tests/deploy/test_nginx_front.py (started by the test, not here)
+  have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

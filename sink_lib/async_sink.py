@@ -41,6 +41,7 @@ class AsyncEventSink:
         self.registry = registry if registry is not None else default_registry()
         self.confirm_timeout_s = confirm_timeout_s
         self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
+        self._spool.check_directory()
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._replayer: asyncio.Task[None] | None = None

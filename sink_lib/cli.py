@@ -1,7 +1,7 @@
 """The ``eventsink`` command line.
 
-Commands owned by other packages (``api``, ``keys``, ``worker``, ``status``, ``dead``, ``monitor``)
-are imported only when used, so ``eventsink emit`` works with just sink_lib's dependencies installed.
+Commands owned by other packages (``api``, ``keys``, ``worker``, ``status``, ``dead``, ``monitor``) and
+``spool`` are imported only when used, so ``eventsink emit`` works with just sink_lib's dependencies installed.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ LAZY_COMMANDS = {
     "status": ("workers.cli:status", "Per worker queue: depth, consumers, dead letters."),
     "dead": ("workers.cli:dead", "List and replay dead-lettered events."),
     "monitor": ("monitors.cli:monitor", "Run the uptime and latency monitor of a region."),
+    "spool": ("sink_lib.spool_cli:spool", "See and replay the local spool of events waiting for RabbitMQ."),
 }
 
 

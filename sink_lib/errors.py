@@ -9,7 +9,8 @@
     ├── BrokerError                 RabbitMQ could not be reached or refused an operation
     │   └── TopologyError           declaring exchanges or queues failed
     ├── SpoolError                  the local durable spool could not take or give events
-    │   └── SpoolFullError          the spool reached its size limit or the disk is full
+    │   ├── SpoolFullError          the spool reached its size limit or the disk is full
+    │   └── UnsafeSpoolDirError     the spool directory is open to other users (also a ConfigurationError)
     ├── QueueFullError              the in-memory queue and the spool could not take an event
     ├── PublishTimeout              events were not confirmed or spooled in time
     └── SinkClosedError             emit() on a sink that was closed
@@ -65,6 +66,13 @@ class SpoolError(EventSinkError):
 
 class SpoolFullError(SpoolError):
     """The spool is at its configured size limit, or the disk under it is full."""
+
+
+class UnsafeSpoolDirError(SpoolError, ConfigurationError):
+    """The spool directory, or a folder above it, lets another user read or swap the spooled events.
+
+    The message names ``EVENTSINK_SPOOL_DIR``; nothing is written there.
+    """
 
 
 class QueueFullError(EventSinkError):

@@ -101,7 +101,7 @@ class TypeRegistry:
 
 def check_type_name(name: object) -> None:
     """Raise EventValidationError unless ``name`` is a dotted lowercase type name."""
-    if not isinstance(name, str) or not TYPE_PATTERN.match(name) or len(name) > 128:
+    if not isinstance(name, str) or not TYPE_PATTERN.fullmatch(name) or len(name) > 128:
         raise EventValidationError.single(
             "type",
             "must be a dotted lowercase name such as 'storage.file.uploaded' (at most 128 characters)",

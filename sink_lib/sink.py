@@ -38,6 +38,7 @@ from .publisher import Publisher
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
 from .spool import Spool
+from .spool_delivery import count_left, deliver_spool
 
 log = logging.getLogger("sink_lib")
 
@@ -56,10 +57,15 @@ class EventSink:
         self.settings = settings if settings is not None else SinkSettings.load()
         self.registry = registry if registry is not None else default_registry()
         self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
+        self._spool.check_directory()
         self._start_lock = threading.Lock()
         self._reset()
         self._closed = False
+        self._left = 0
         _live_sinks.add(self)
+        # Start now, not at the first emit: events a previous process left in the spool are replayed
+        # even by a process that never emits.
+        self._start()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
@@ -208,14 +214,22 @@ class EventSink:
                 outbox.waiters -= 1
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Flush for up to ``timeout`` seconds, spool what is left, stop the publisher."""
+    def close(self, timeout: float = 10.0) -> int:
+        """Deliver for up to ``timeout`` seconds, spool what is left, stop the publisher.
+
+        Waits for the events in memory and, while RabbitMQ is reachable, for the spool too
+        (:mod:`sink_lib.spool_delivery`). Returns the events left in the spool (0: none), logged as a
+        WARNING when not 0.
+        """
         if self._closed:
-            return
+            return self._left
+        deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._closed = True
         publisher = self._publisher
         if publisher is not None and self._pid == os.getpid():
+            if flushed and publisher.is_alive():
+                deliver_spool(publisher, self._outbox, self._spool, deadline)
             publisher.stop()
             publisher.join(max(1.0, min(timeout, 5.0)))
             if publisher.is_alive():
@@ -225,8 +239,10 @@ class EventSink:
             stats = self.stats()
             log.warning("closed before every event was confirmed: %d spooled, %d dropped",
                         stats["spooled"], stats["dropped"])
+        self._left = count_left(self._spool)
         self._spool.close()
         _live_sinks.discard(self)
+        return self._left
 
     def _spool_leftovers(self) -> None:
         outbox = self._outbox

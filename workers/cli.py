@@ -15,6 +15,7 @@ from sink_lib.cli import load_settings
 from sink_lib.errors import EventSinkError
 from sink_lib.foreign import foreign_queues
 from sink_lib.settings import SinkSettings
+from sink_lib.spool_report import describe, inspect_spools
 from sink_lib.topology import installed_workers, queue_status
 
 from .runtime import describe_plugins, run_worker, tune_gc
@@ -90,6 +91,8 @@ def status(workers: tuple[str, ...], as_json: bool) -> None:
     try:
         rows = queue_status(settings, list(workers) or installed_workers())
     except EventSinkError as exc:
+        if not as_json:
+            _echo_local_spool(settings)  # most useful exactly when the broker cannot be reached
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
@@ -97,6 +100,7 @@ def status(workers: tuple[str, ...], as_json: bool) -> None:
     table = [[r.worker, r.queue, _dash(r.messages), _dash(r.consumers), _dash(r.dead_letters)] for r in rows]
     click.echo(_table(table, ["WORKER", "QUEUE", "MESSAGES", "CONSUMERS", "DEAD"]))
     _foreign_section(settings)
+    _echo_local_spool(settings)
 
 
 def _foreign_section(settings: SinkSettings) -> None:
@@ -113,6 +117,18 @@ def _foreign_section(settings: SinkSettings) -> None:
         "(an expiry policy removes them: README, 'Connect Clowder'):"
     )
     click.echo(_table([[q.queue, _dash(q.messages)] for q in queues], ["QUEUE", "MESSAGES"]))
+
+
+def _echo_local_spool(settings: SinkSettings) -> None:
+    """The spool of this host (events waiting for RabbitMQ); JSON: ``eventsink spool status --json``."""
+    folder = settings.spool_dir
+    click.echo(f"\nLocal spool ({folder}):")
+    try:
+        lines = describe(folder, inspect_spools(folder))
+    except EventSinkError as exc:
+        lines = [f"cannot read it: {exc}"]
+    for line in lines:
+        click.echo(f"  {line}")
 
 
 @click.group()

@@ -96,7 +96,7 @@ class PluginContract:
     def test_name_and_entry_point(self) -> None:
         """The name is a lowercase identifier, and the entry point of that name loads this class."""
         cls = self.plugin_class
-        assert NAME_PATTERN.match(cls.name), f"name {cls.name!r} must match {NAME_PATTERN.pattern}"
+        assert NAME_PATTERN.fullmatch(cls.name), f"name {cls.name!r} must match {NAME_PATTERN.pattern}"
         if not self.registered:
             return
         found = {ep.name: ep for ep in entry_points(group=WORKERS_ENTRY_POINT_GROUP)}

@@ -78,6 +78,8 @@ def _listening_ports(name: str) -> set[int]:
         return found
     image = str(service["image"]).split(":")[0]
     found = set(IMAGE_PORTS.get(image, set()))
+    if image == "nginx":  # deploy/nginx's template listens on PROXY_LISTEN_PORT
+        found.add(int(environment(service)["PROXY_LISTEN_PORT"]))
     if image == "rabbitmq":
         plugins = [ROOT / src for src, dst in mounts(service) if dst.endswith("enabled_plugins")]
         if plugins and "rabbitmq_prometheus" in plugins[0].read_text():

@@ -27,6 +27,10 @@ class StalledPublisher:
 
 
 def stalled(sink: EventSink) -> EventSink:
+    real = sink._publisher  # started with the sink: stop it, or it would drain the queue into the spool
+    assert real is not None
+    real.stop()
+    real.join(10)
     sink._publisher = StalledPublisher()  # type: ignore[assignment]
     return sink
 

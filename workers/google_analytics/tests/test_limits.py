@@ -28,3 +28,8 @@ def test_one_request_per_client() -> None:
     items = [outgoing("a1", 10, "1.1"), outgoing("b1", 10, "2.2"), outgoing("a2", 10, "1.1")]
     built, _ = build_requests(items)
     assert [[i.event_id for i in r.items] for r in built] == [["a1", "a2"], ["b1"]]
+
+
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    assert limits.name_problem("event", "page_view", 40, frozenset()) is None
+    assert limits.name_problem("event", "page_view\n", 40, frozenset()) is not None
