@@ -67,6 +67,8 @@ start() {
   rabbitmqctl start_app >/dev/null 2>&1 || true
   # per-queue depth, consumers and dead letters for Prometheus/Grafana on :15692 (online, idempotent)
   enable_plugin rabbitmq_prometheus "queue metrics for Prometheus on :15692"
+  # the management API on :15672 lets `eventsink status` list other queues bound to the exchange
+  enable_plugin rabbitmq_management "the management API on :15672, read by eventsink status"
   if ! influxdb_up; then
     echo "starting InfluxDB"
     mkdir -p /var/lib/influxdb /var/log

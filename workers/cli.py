@@ -13,6 +13,7 @@ import click
 
 from sink_lib.cli import load_settings
 from sink_lib.errors import EventSinkError
+from sink_lib.foreign import foreign_queues
 from sink_lib.settings import SinkSettings
 from sink_lib.spool_report import describe, inspect_spools
 from sink_lib.topology import QueueStatus, installed_workers, queue_status
@@ -116,8 +117,25 @@ def status(workers: tuple[str, ...], as_json: bool, interval_s: float) -> None:
     else:
         table = [[r.worker, r.queue, _dash(r.messages), _dash(r.consumers), _dash(r.dead_letters)] for r in rows]
         click.echo(_table(table, ["WORKER", "QUEUE", "MESSAGES", "CONSUMERS", "DEAD"]))
+        _foreign_section(settings)
         _echo_local_spool(settings)
     _warn_idle_queues(settings, rows, interval_s)
+
+
+def _foreign_section(settings: SinkSettings) -> None:
+    """Other queues bound to the exchange with no consumer: their messages pile up unread."""
+    try:
+        queues = foreign_queues(settings)
+    except EventSinkError as exc:
+        click.echo(f"note: other queues bound to {settings.exchange!r} not checked: {exc}", err=True)
+        return
+    if not queues:
+        return
+    click.echo(
+        f"\n{len(queues)} other queue(s) bound to {settings.exchange!r} have no consumer; their messages pile up "
+        "(an expiry policy removes them: README, 'Connect Clowder'):"
+    )
+    click.echo(_table([[q.queue, _dash(q.messages)] for q in queues], ["QUEUE", "MESSAGES"]))
 
 
 def _echo_local_spool(settings: SinkSettings) -> None:

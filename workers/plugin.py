@@ -16,7 +16,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sink_lib.event import Event
@@ -50,6 +50,21 @@ class WorkerSettings(BaseSettings):
         default_factory=list, description="Fields left as they are even when a drop/hash pattern matches."
     )
     privacy_secret: SecretStr | None = Field(None, description="Key of the privacy hash; required to hash.")
+    clowder_keep: list[str] = Field(
+        default_factory=list,
+        description="Keys of Clowder's messages kept in data (user_name, author_name, resource_name, dataset_name, "
+        "author_id); none by default.",
+    )
+
+    @field_validator("clowder_keep")
+    @classmethod
+    def _clowder_keep(cls, value: list[str]) -> list[str]:
+        from .runtime.clowder import KEEPABLE
+
+        unknown = sorted(set(value) - KEEPABLE)
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} cannot be kept; choose from {', '.join(sorted(KEEPABLE))}")
+        return value
 
 
 class WorkerPlugin:

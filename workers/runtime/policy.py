@@ -3,7 +3,8 @@
 =====================================================  ====================================================
 what happened to a delivery                            what the runtime does
 =====================================================  ====================================================
-body is not an event (:mod:`.parse` refused it)        dead-letter with the parse error, then ack
+body is neither a CloudEvent nor a Clowder message     dead-letter with the parse error, then ack
+(:mod:`.parse` refused it)
 type the plugin does not take                          ack unwritten (counted as skipped)
 same event id twice in the batch                       written once; every copy settles with it
 ``deliver`` returned                                   ack
@@ -53,14 +54,16 @@ class Prepared:
         return [tag for event_id in ids for tag in self.tags.get(event_id, ())]
 
 
-def prepare(batch: Sequence[Delivery], takes: Callable[[Event], bool]) -> Prepared:
-    """Parse ``batch``; sort deliveries into events to write, malformed ones and skipped ones."""
+def prepare(
+    batch: Sequence[Delivery], takes: Callable[[Event], bool], parse: Callable[[bytes], Event] = parse_body
+) -> Prepared:
+    """Parse ``batch`` with ``parse``; sort deliveries into events to write, malformed ones and skipped ones."""
     out = Prepared()
     events, tags = out.events, out.tags
     for delivery in batch:
         out.deliveries[delivery.tag] = delivery
         try:
-            event = parse_body(delivery.body)
+            event = parse(delivery.body)
         except EventValidationError as exc:
             out.malformed.append((delivery, f"malformed event: {exc}"))
             continue

@@ -12,12 +12,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from operator import attrgetter
 
 from ..plugin import WorkerPlugin
 from .backoff import Backoff
 from .batcher import Delivery
+from .clowder import ClowderConverter
 from .metrics import WorkerMetrics
+from .parse import parse_body
 from .policy import Prepared, Settlement, outcome, prepare, settle_attempt, settle_parsed
 
 log = logging.getLogger(__name__)
@@ -49,10 +52,12 @@ class BatchProcessor:
         self.dry_run = dry_run
         self._clock = clock
         self.destination_ok = True  # the last deliver() wrote everything it was given
+        converter = ClowderConverter(getattr(plugin.settings, "clowder_keep", None) or ())
+        self._parse = partial(parse_body, clowder=converter)
 
     def process(self, batch: list[Delivery]) -> None:
         """Deliver ``batch``; returns once every delivery is settled, or early when stopping."""
-        prepared = prepare(batch, self.plugin.takes)
+        prepared = prepare(batch, self.plugin.takes, self._parse)
         if self.dry_run:
             self._log_dry_run(prepared)
             return
