@@ -27,7 +27,7 @@ from workers.influxdb import InfluxDBSettings, InfluxDBWorker
 from workers.mongodb import MongoDBSettings, MongoDBWorker
 from workers.plugin import WorkerPlugin
 from workers.prometheus import PrometheusSettings, PrometheusWorker
-from workers.runtime import Worker, WorkerMetrics
+from workers.runtime import QueueConsumer, WorkerMetrics
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.influxdb]
 
@@ -45,7 +45,7 @@ def running(plugin: WorkerPlugin, settings: SinkSettings) -> Iterator[WorkerMetr
     """Run ``plugin`` under the runtime in a thread until the block ends."""
     metrics = WorkerMetrics(plugin.name)
     stop = threading.Event()
-    worker = Worker(plugin, settings, metrics=metrics, stop_event=stop)
+    worker = QueueConsumer(plugin, settings, metrics=metrics, stop_event=stop)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

@@ -241,3 +241,6 @@ class QueueConsumer:
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         assert self._dead is not None
         self._dead.publish(delivery, reason)
+
+
+Worker = QueueConsumer  # the former name (it read like a plugin's ...Worker); kept for one release
