@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, request
 
 from sink_lib.errors import EventValidationError
@@ -28,6 +29,8 @@ OPTIONAL_STRINGS = {"id": 256, "time": 64, "subject": 1024, "userid": 256, "regi
 FIXED = {"specversion": "1.0", "datacontenttype": "application/json"}
 ALLOWED = frozenset({"type", "data", *OPTIONAL_STRINGS, *FIXED})
 _SOURCE_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/%-]+$")
+# orjson turns integers past 64 bits into floats; a body with 19+ digits in a row goes to the stdlib
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def source_of(key: ApiKey, client_source: str | None) -> str:
@@ -68,6 +71,11 @@ def read_json_body() -> Any:
     if request.mimetype not in JSON_TYPES:
         raise Problem(415, "send the events as Content-Type: application/json")
     raw = request.get_data(cache=False)
+    if not _LONG_DIGITS.search(raw):
+        try:  # orjson is several times faster; whatever it refuses, the stdlib decides (same results)
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

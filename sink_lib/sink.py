@@ -118,7 +118,7 @@ class EventSink:
         self._enqueue(events, ticket)
         if ticket is None or wait is None:
             return
-        if not ticket.done.wait(wait):
+        if not ticket.wait(wait):
             raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
         if ticket.error is not None:
             raise ticket.error
