@@ -29,8 +29,10 @@ OPTIONAL_STRINGS = {"id": 256, "time": 64, "subject": 1024, "userid": 256, "regi
 FIXED = {"specversion": "1.0", "datacontenttype": "application/json"}
 ALLOWED = frozenset({"type", "data", *OPTIONAL_STRINGS, *FIXED})
 _SOURCE_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/%-]+$")
-# orjson turns integers past 64 bits into floats; a body with 19+ digits in a row goes to the stdlib
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# orjson turns integers past 64 bits into floats: a body with 19+ digits in a row goes to the stdlib.
+# (bytes.translate + ``in`` finds them several times faster than a regular expression.)
+_LONG_RUN = b"0" * 19
+_DIGITS_AS_ZERO = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
 
 
 def source_of(key: ApiKey, client_source: str | None) -> str:
@@ -71,7 +73,7 @@ def read_json_body() -> Any:
     if request.mimetype not in JSON_TYPES:
         raise Problem(415, "send the events as Content-Type: application/json")
     raw = request.get_data(cache=False)
-    if not _LONG_DIGITS.search(raw):
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
         try:  # orjson is several times faster; whatever it refuses, the stdlib decides (same results)
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
