@@ -118,5 +118,5 @@ def post_events() -> Response:
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     publish(prepared, "events")
-    body_out = json.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
+    body_out = orjson.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
     return Response(body_out, status=202, mimetype="application/json")
