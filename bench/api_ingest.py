@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--scenarios", default="single,batch100,write100", help="comma-separated subset")
     parser.add_argument("--worker-classes", default="sync,gevent", help="also compared on single events")
+    parser.add_argument("--before", metavar="TREE", help="also run the API from this source tree (api_before), "
+                        "e.g. an unpacked older commit, for before/after figures in the same run")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -149,7 +151,10 @@ def main() -> None:
         server_env = {**env, "EVENTSINK_SPOOL_DIR": str(work / f"spool-{name}")}
         if kind == "api_spool":
             server_env["EVENTSINK_API_ACCEPT_ON"] = "spool"
-        proc = start(cmd, server_env, f"http://{bind}/healthz", work / f"{name}.log")
+        cwd = None
+        if kind == "api_before":
+            cwd = server_env["PYTHONPATH"] = str(Path(args.before).resolve())
+        proc = start(cmd, server_env, f"http://{bind}/healthz", work / f"{name}.log", cwd=cwd)
         return proc, f"http://{bind}"
 
     def measure(worker_class: str, kinds: list[str], names: list[str], rounds: int, duration: int,
@@ -181,7 +186,8 @@ def main() -> None:
                 stop(proc)
 
     try:
-        measure("gthread", ["baseline", "api", "api_spool"], chosen, args.rounds, args.duration, publisher=True)
+        kinds = ["baseline", "api", "api_spool"] + (["api_before"] if args.before else [])
+        measure("gthread", kinds, chosen, args.rounds, args.duration, publisher=True)
         for worker_class in [w for w in args.worker_classes.split(",") if w]:
             if worker_class == "gevent":
                 try:
@@ -210,6 +216,10 @@ def main() -> None:
             "api_spool_vs_baseline": round(spool["events_per_s"] / base["events_per_s"], 3),
             "api_events_per_s": round(api["events_per_s"]), "api_p99_ms": api["p99_ms"],
         }
+        if f"api_before.{label}" in results:
+            before = results[f"api_before.{label}"]
+            summary[label]["api_before_vs_baseline"] = round(before["events_per_s"] / base["events_per_s"], 3)
+            summary[label]["api_vs_api_before"] = round(api["events_per_s"] / before["events_per_s"], 3)
     print(f"{'contender.scenario':<26}{'events/s':>10}{'(min-max)':>18}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
           f"{'cpu ms/req':>11}")
     for name, row in results.items():
@@ -219,7 +229,9 @@ def main() -> None:
     for label, row in summary.items():
         print(f"{label}: api/baseline {row['api_vs_baseline']:.2f}, api/bare publisher {row['api_vs_publisher']:.2f}, "
               f"bare publisher/baseline {row['publisher_vs_baseline']:.2f}, "
-              f"api_spool/baseline {row['api_spool_vs_baseline']:.2f}")
+              f"api_spool/baseline {row['api_spool_vs_baseline']:.2f}"
+              + (f", before: api_before/baseline {row['api_before_vs_baseline']:.2f}, "
+                 f"api/api_before {row['api_vs_api_before']:.2f}" if "api_vs_api_before" in row else ""))
     for worker_class in [w for w in args.worker_classes.split(",") if w]:
         if f"{worker_class}_api.single" in results:
             ratio = results[f"{worker_class}_api.single"]["events_per_s"] / results["api.single"]["events_per_s"]

@@ -39,10 +39,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(cmd: list[str], env: dict[str, str], probe: str, log: Path, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+def start(cmd: list[str], env: dict[str, str], probe: str, log: Path, timeout: float = 60.0,
+          cwd: str | None = None) -> subprocess.Popen[bytes]:
     """Start a server in its own process group and wait until ``probe`` answers."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=cwd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
