@@ -3,9 +3,12 @@ the broker (or, with ``accept_on="spool"``, is fsync'd in the spool); refused ev
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pika
 import pytest
@@ -116,3 +119,89 @@ def test_spool_first_with_a_full_spool_answers_503(tmp_path: Path, sink_settings
         assert stored == set(first.get_json()["ids"])
     finally:
         sink.close(timeout=1)
+
+
+class CuttableProxy:
+    """A TCP proxy to RabbitMQ that the test can cut, as a broker crash or network loss would."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.cut_done = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.cut_done.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut_done.is_set():
+                client.close()
+                return
+            server = socket.create_connection(self.upstream)
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, dest: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                dest.sendall(chunk)
+        except OSError:
+            pass
+        for s in (source, dest):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones from now on."""
+        self.cut_done.set()
+        self.listener.close()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+def test_losing_the_broker_while_requests_wait_never_gives_a_false_202(tmp_path: Path, sink_settings: SinkSettings):
+    queue = bind_queue(sink_settings.exchange)
+    parsed = urlsplit(RABBITMQ_URL)
+    proxy = CuttableProxy((parsed.hostname or "localhost", parsed.port or 5672))
+    through_proxy = sink_settings.model_copy(update={
+        "amqp_url": f"amqp://{parsed.username}:{parsed.password}@127.0.0.1:{proxy.port}/%2F",
+        "reconnect_min_s": 30.0, "reconnect_max_s": 30.0})
+    client, key, sink = make_client(tmp_path, through_proxy, publish_timeout_s=5.0)
+    accepted: list[str] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def post_many(worker: int) -> None:
+        for i in range(15):
+            response = client.post("/api/v1/events", json=status_event(worker * 100 + i), headers={"X-API-Key": key})
+            with lock:
+                statuses.append(response.status_code)
+                if response.status_code == 202:
+                    accepted.extend(response.get_json()["ids"])
+
+    try:
+        threads = [threading.Thread(target=post_many, args=(w,)) for w in range(12)]
+        for thread in threads:
+            thread.start()
+        for _ in range(6000):  # cut once some events are confirmed and more are waiting (up to ~60 s)
+            if sink.stats()["confirmed"] >= 20:
+                break
+            threading.Event().wait(0.01)
+        proxy.cut()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        sink.close(timeout=1)
+    assert set(statuses) <= {202, 503}
+    assert len(statuses) == 180
+    delivered = {json.loads(body)["id"] for _, _, body in drain_queue(queue)}
+    spooled = {r.id for r in Spool(sink_settings.spool_dir, 1 << 30).claim(10_000)}
+    assert set(accepted) <= delivered | spooled  # each 202 was confirmed by the broker or is on disk
+    assert sink.stats()["spooled"] > 0  # the loss happened while events were flowing
