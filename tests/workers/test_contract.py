@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -30,9 +31,13 @@ class TestMemoryContract(PluginContract):
     def make_plugin(self) -> PluginFactory:
         return lambda **overrides: MemoryWorker(contract_settings(MemorySettings, **overrides))
 
-    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, int]:
+    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, float]:
         assert isinstance(plugin, MemoryWorker)
-        return {i: 1 for i in ids if i in plugin.stored}
+        return Counter(plugin.rows)
+
+    def destination_total(self, plugin: WorkerPlugin) -> int:
+        assert isinstance(plugin, MemoryWorker)
+        return len(plugin.rows)
 
 
 def test_discard_counts_what_it_drops() -> None:
