@@ -92,3 +92,19 @@ def spool_dir(tmp_path: Path) -> Path:
 def sink_settings(exchange: str, spool_dir: Path, rabbitmq_url: str) -> SinkSettings:
     """Settings pointing at the real broker, a fresh exchange and a private spool."""
     return SinkSettings(amqp_url=rabbitmq_url, exchange=exchange, spool_dir=spool_dir, exit_timeout_s=5.0)
+
+
+SERVICE_FIXTURES = {"rabbitmq_url": "rabbitmq", "influxdb_url": "influxdb"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test reaching a service through its fixture must carry that service's marker, so that
+    ``-m "not rabbitmq and not influxdb"`` (``make test-fast``) really needs no service."""
+    unmarked = [
+        f"{item.nodeid} uses {fixture} without @pytest.mark.{marker}"
+        for item in items
+        for fixture, marker in SERVICE_FIXTURES.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests missing their service marker:\n  " + "\n  ".join(unmarked))
