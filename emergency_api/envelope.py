@@ -13,7 +13,7 @@ context, since it depends on settings).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -68,8 +68,9 @@ class PostedEvent(BaseModel):
     @field_validator("time")
     @classmethod
     def _near_now(cls, value: str, info: ValidationInfo) -> str:
-        settings = (info.context or {}).get("settings")
-        if settings is not None and (reason := time_problem(value, settings, (info.context or {}).get("now"))):
+        context = info.context or {}
+        settings = context.get("settings")
+        if settings is not None and (reason := time_problem(value, settings, context.get("now"))):
             raise ValueError(reason)
         return value  # an unparsable time is refused when the event is prepared, with its own message
 
@@ -109,7 +110,7 @@ def envelope_errors(index: int, item: Any, settings: ApiSettings | None = None,
                     now: datetime | None = None) -> list[dict[str, Any]]:
     """Problems with the top-level fields of one posted event, each ``{"index", "field", "message"}``."""
     try:
-        PostedEvent.model_validate(item, context={"settings": settings, "now": now or datetime.now(UTC)})
+        PostedEvent.__pydantic_validator__.validate_python(item, context={"settings": settings, "now": now})
     except ValidationError as exc:
         problems = [_message(error) for error in exc.errors(include_url=False)]
         unknown = [p for p in problems if p[1].startswith("unknown field")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, request
 
 from sink_lib.errors import EventValidationError
@@ -26,6 +27,10 @@ from .problems import Problem
 bp = Blueprint("events", __name__)
 
 JSON_TYPES = frozenset({"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"})
+# orjson turns integers past 64 bits into floats: a body with 19+ digits in a row goes to the stdlib.
+# (bytes.translate + ``in`` finds them several times faster than a regular expression.)
+_LONG_RUN = b"0" * 19
+_DIGITS_AS_ZERO = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
 
 
 def source_of(key: ApiKey, client_source: str | None) -> str:
@@ -39,6 +44,11 @@ def read_json_body() -> Any:
     if request.mimetype not in JSON_TYPES:
         raise Problem(415, "send the events as Content-Type: application/json")
     raw = request.get_data(cache=False)
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
+        try:  # orjson is several times faster; whatever it refuses, the stdlib decides (same results)
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -79,5 +89,5 @@ def post_events() -> Response:
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     publish(prepared, "events")
-    body_out = json.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
+    body_out = orjson.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
     return Response(body_out, status=202, mimetype="application/json")

@@ -7,6 +7,7 @@ is ``EVENTSINK_API_KEYS_FILE`` (docs/architecture.md, "Configuration").
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,12 @@ class ApiSettings(BaseSettings):
     )
     publish_timeout_s: float = Field(
         10.0, gt=0, description="How long a request waits for its events to be confirmed or spooled."
+    )
+    accept_on: Literal["confirm", "spool"] = Field(
+        "confirm",
+        description="What a 2xx waits for: every event broker-confirmed (confirm), or every event fsync'd "
+                    "in the local spool, group-committed with concurrent requests, then published from there "
+                    "(spool).",
     )
     retry_after_s: int = Field(
         5, ge=1, description="Retry-After seconds sent with 503 when events could not be accepted."

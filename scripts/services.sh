@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install (if missing) and start the local services EventSink uses: RabbitMQ and InfluxDB 1.x.
-# Prometheus and the blackbox exporter are installed too (tests and benchmarks start their own).
+# Prometheus and the blackbox exporter are installed too (tests and benchmarks start their own), and
+# Redis, the shared rate-limit store the API's tests use.
 # Usage: scripts/services.sh install | start | status
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
-APT_PACKAGES=(rabbitmq-server influxdb prometheus prometheus-blackbox-exporter wrk nginx-light)
+APT_PACKAGES=(rabbitmq-server influxdb prometheus prometheus-blackbox-exporter wrk nginx-light redis-server)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -18,6 +19,7 @@ install() {
   have wrk || missing+=(wrk)
   # the API's front in tests/deploy/test_nginx_front.py (started by the test, not here)
   have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  have redis-server || missing+=(redis-server)
   if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -76,11 +78,11 @@ start() {
       nohup influxd -config /etc/influxdb/influxdb.conf >/var/log/influxd-eventsink.log 2>&1 &
     wait_for 60 "InfluxDB on :8086" influxdb_up
   fi
-  # Redis backs the shared rate-limit store test of the API (optional: started when installed)
-  if have redis-server && ! redis_up; then
+  # Redis backs the shared rate-limit store test of the API
+  if ! redis_up; then
     echo "starting Redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
-    wait_for 30 "Redis on :6379" redis_up || true
+    wait_for 30 "Redis on :6379" redis_up
   fi
   echo "RabbitMQ: up (localhost:5672)  InfluxDB: up (http://127.0.0.1:8086)"
 }

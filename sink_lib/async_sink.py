@@ -120,7 +120,10 @@ class AsyncEventSink:
         message = aio_pika.Message(body, content_type=CONTENT_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                    message_id=event_id, type=event_type, timestamp=timestamp)
         try:
-            await exchange.publish(message, routing_key="", timeout=self.confirm_timeout_s)
+            # asyncio.timeout() instead of publish(timeout=...): aio-pika's timeout wraps every publish
+            # in asyncio.wait_for, which costs an extra task per event
+            async with asyncio.timeout(self.confirm_timeout_s):
+                await exchange.publish(message, routing_key="")
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPException, RuntimeError) as exc:
             log.warning("publish of %s not confirmed (%r); spooling it", event_id, exc)
             return False

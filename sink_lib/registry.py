@@ -70,9 +70,10 @@ class TypeRegistry:
         Unknown types pass when ``data`` is a JSON object and ``strict`` is false. JSON
         serialisability of values is checked when the event is encoded.
         """
-        check_type_name(name)
-        model = self._models.get(name)
+        # a registered name was checked when it was registered; anything else is checked here
+        model = self._models.get(name) if isinstance(name, str) else None
         if model is None:
+            check_type_name(name)
             if strict:
                 raise EventValidationError.single("type", f"unknown event type {name!r}", name)
             if not isinstance(data, dict):

@@ -32,6 +32,7 @@ from .errors import (
     SinkClosedError,
     SpoolError,
 )
+from .groupcommit import GroupCommitSpool, spooled_directly
 from .outbox import Item, Outbox, Ticket
 from .prepared import EventFields, PreparedEvent, prepare_event
 from .publisher import Publisher
@@ -58,6 +59,7 @@ class EventSink:
         self.registry = registry if registry is not None else default_registry()
         self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
         self._spool.check_directory()
+        self._group_spool = GroupCommitSpool(self._spool)
         self._start_lock = threading.Lock()
         self._reset()
         self._closed = False
@@ -122,10 +124,20 @@ class EventSink:
         self._enqueue(events, ticket)
         if ticket is None or wait is None:
             return
-        if not ticket.done.wait(wait):
+        if not ticket.wait(wait):
             raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
         if ticket.error is not None:
             raise ticket.error
+
+    def spool_submit(self, events: Sequence[PreparedEvent], *, wait: float) -> None:
+        """Write events to the durable spool (fsync'd, group-committed with concurrent callers) and return;
+        the publisher sends them from there. Raises the spool's error or PublishTimeout."""
+        if self._closed:
+            raise SinkClosedError("this EventSink is closed")
+        if self._publisher is None or self._pid != os.getpid():
+            self._start()
+        self._group_spool.append([e.spool_entry() for e in events], wait)
+        spooled_directly(self._outbox, self._publisher, len(events))
 
     def _enqueue(self, events: Sequence[PreparedEvent], ticket: Ticket | None) -> None:
         if self._closed:

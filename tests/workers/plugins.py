@@ -36,6 +36,7 @@ class MemoryWorker(WorkerPlugin):
     def __init__(self, settings: MemorySettings) -> None:
         super().__init__(settings)
         self.stored: dict[str, Event] = {}
+        self.rows: list[str] = []  # the destination's table, which has no unique key: ids in write order
         self.writes: list[list[str]] = []  # the ids of every write() call, in order
         self.failures: list[BaseException] = []  # raised by the next write() calls, one each
         self.open_failures: list[BaseException] = []  # raised by the next open() calls
@@ -64,8 +65,9 @@ class MemoryWorker(WorkerPlugin):
                 raise RetryLater("memory destination is down")
             refused = {e.id: self.reject[e.id] for e in batch if e.id in self.reject}
             for event in batch:
-                if event.id not in refused:
+                if event.id not in refused and event.id not in self.stored:  # idempotent by event id
                     self.stored[event.id] = event
+                    self.rows.append(event.id)
             if refused:
                 raise RejectEvents(refused)
 
