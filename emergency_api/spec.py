@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sink_lib.lineprotocol import PRECISIONS
 from sink_lib.registry import TYPE_PATTERN, TypeRegistry
 
 from .events import _SOURCE_PATH, OPTIONAL_STRINGS
-from .lineprotocol import PRECISIONS
 from .problems import PROBLEM_CONTENT_TYPE
 from .settings import ApiSettings
 

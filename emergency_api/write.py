@@ -24,11 +24,11 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from sink_lib.errors import EventValidationError
+from sink_lib.lineprotocol import PRECISIONS, Point, parse
 
 from .auth import require_key, require_scope
 from .events import source_of
 from .ingest import api_settings, publish, sink
-from .lineprotocol import PRECISIONS, Point, parse
 from .problems import Problem
 
 bp = Blueprint("write", __name__)

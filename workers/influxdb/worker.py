@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from sink_lib.event import Event
+from sink_lib.lineprotocol import Encoder
 from sink_lib.topology import redact_url
 from workers.errors import RejectEvents, RetryLater
 from workers.plugin import WorkerPlugin
 
-from .lineprotocol import Encoder
 from .mapping import Mapper, Point
 from .settings import InfluxDBSettings
 from .transport import V1Transport, V2Transport, WriteFailed
