@@ -111,7 +111,8 @@ class InfluxDBWorker(WorkerPlugin):
         for event in batch:
             try:
                 point = mapper.point(event)
-                text = None if point is None else line(point.measurement, point.tags, point.fields, point.time_ns)
+                text = None if point is None else (
+                    point.line or line(point.measurement, point.tags, point.fields, point.time_ns))
             except Exception as exc:  # a mapping bug must not stall the queue: dead-letter the event
                 log.exception("cannot map event %s of type %s", event.id, event.type)
                 reasons[event.id] = f"cannot map to a point: {exc!r}"
