@@ -38,6 +38,9 @@ class ApiSettings(BaseSettings):
     max_lines: int = Field(
         5000, gt=0, description="Most lines in one POST /api/v1/write (Telegraf sends 1000 by default)."
     )
+    max_line_length: int = Field(
+        64 * 1024, gt=0, description="Longest line of line protocol in characters; longer lines are refused."
+    )
     publish_timeout_s: float = Field(
         10.0, gt=0, description="How long a request waits for its events to be confirmed or spooled."
     )

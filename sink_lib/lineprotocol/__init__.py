@@ -23,7 +23,7 @@ event's ``data``. Names and tag values that end in a backslash cannot be written
 """
 
 from ._encode import Encoder, encode, escape_key, escape_measurement, escape_string, format_field
-from ._parse import count_lines, parse, parse_line
+from ._parse import count_lines, lines, measurement_of, parse, parse_line, parse_lines
 from ._point import (
     BOOLEAN,
     FIELD_TYPES,
@@ -53,6 +53,9 @@ __all__ = [
     "escape_measurement",
     "escape_string",
     "format_field",
+    "lines",
+    "measurement_of",
     "parse",
     "parse_line",
+    "parse_lines",
 ]

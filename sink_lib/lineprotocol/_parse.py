@@ -170,9 +170,16 @@ def parse(
 
     Lines longer than ``max_line_length`` characters are errors without being parsed.
     """
+    return parse_lines(lines(body), precision, max_line_length=max_line_length)
+
+
+def parse_lines(
+    numbered: list[tuple[int, str]], precision: int = 1, *, max_line_length: int | None = None
+) -> tuple[list[tuple[int, str, Point]], list[dict[str, Any]]]:
+    """:func:`parse` of lines already split by :func:`lines`."""
     points: list[tuple[int, str, Point]] = []
     errors: list[dict[str, Any]] = []
-    for number, line in lines(body):
+    for number, line in numbered:
         if max_line_length is not None and len(line) > max_line_length:
             errors.append({"line": number, "column": max_line_length + 1,
                            "message": f"line longer than {max_line_length} characters"})
