@@ -100,24 +100,28 @@ def _exact_field(name: str, value: FieldValue, kind: str) -> str:
     raise LineProtocolError(f"field {name!r}: {value!r} is not a valid {kind}")
 
 
-def encode(point: Point) -> str:
-    """The line of ``point``, which parses back to the same point; LineProtocolError when it has none.
-
-    Tags are written sorted by key, as InfluxDB prefers.
-    """
+def _exact_head(point: Point) -> str:
     measurement = _exact(point.measurement, _EXACT_MEASUREMENT, "measurement")
     if measurement.startswith("#"):
         raise LineProtocolError(f"measurement {point.measurement[:40]!r} would make the line a comment")
     head = [measurement]
     for key in sorted(point.tags):
         head.append(f",{_exact(key, _EXACT_NAME, 'tag key')}={_exact(point.tags[key], _EXACT_NAME, 'tag value')}")
+    return "".join(head)
+
+
+def encode(point: Point) -> str:
+    """The line of ``point``, which parses back to the same point; LineProtocolError when it has none.
+
+    Tags are written sorted by key, as InfluxDB prefers.
+    """
     if not point.fields:
         raise LineProtocolError("a point needs at least one field")
     fields = ",".join(
         f"{_exact(name, _EXACT_NAME, 'field key')}={_exact_field(name, value, point.field_type(name))}"
         for name, value in point.fields.items()
     )
-    line = "".join(head) + " " + fields
+    line = _exact_head(point) + " " + fields
     return line if point.timestamp_ns is None else f"{line} {point.timestamp_ns}"
 
 
@@ -127,6 +131,7 @@ class Encoder:
     def __init__(self, cache_size: int = 10_000) -> None:
         self._heads: dict[tuple[Any, ...], str] = {}
         self._names: dict[str, str] = {}
+        self._exact_names: dict[str, str] = {}
         self._cache_size = cache_size
 
     def head(self, measurement: str, tags: Mapping[str, str]) -> str:
@@ -154,6 +159,33 @@ class Encoder:
                 self._names.clear()
             self._names[text] = escaped
         return escaped
+
+    def exact(self, point: Point) -> str:
+        """:func:`encode` with the escaped series keys and field keys cached (the worker's hot path)."""
+        key = (None, point.measurement, *point.tags.items())
+        head = self._heads.get(key)
+        if head is None:
+            head = _exact_head(point)
+            if len(self._heads) >= self._cache_size:
+                self._heads.clear()
+            self._heads[key] = head
+        names, types, body = self._exact_names, point.types, []
+        for name, value in point.fields.items():
+            escaped = names.get(name)
+            if escaped is None:
+                escaped = _exact(name, _EXACT_NAME, "field key")
+                if len(names) >= self._cache_size:
+                    names.clear()
+                names[name] = escaped
+            kind = types.get(name) or point.field_type(name)
+            if kind == FLOAT and type(value) is float and value - value == 0.0:
+                body.append(f"{escaped}={value!r}")
+            else:
+                body.append(f"{escaped}={_exact_field(name, value, kind)}")
+        if not body:
+            raise LineProtocolError("a point needs at least one field")
+        fields = ",".join(body)
+        return f"{head} {fields}" if point.timestamp_ns is None else f"{head} {fields} {point.timestamp_ns}"
 
     def line(
         self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], time_ns: int

@@ -115,9 +115,16 @@ class Point:
             if not isinstance(name, str) or not name:
                 raise LineProtocolError("data.fields: field names must be non-empty strings")
             kind = declared.get(name) or type_of(value)
-            if kind not in FIELD_TYPES:
+            exact = type(value)
+            # the common cases inline (the influxdb worker's hot loop); the rest checked by coerce()
+            if (exact is float and kind == FLOAT and value - value == 0.0) or (exact is str and kind == STRING) or (
+                exact is bool and kind == BOOLEAN
+            ):
+                typed[name] = value
+            elif kind in FIELD_TYPES:
+                typed[name] = coerce(name, value, kind)
+            else:
                 raise LineProtocolError(f"data.field_types.{name}: {kind!r} is not one of {sorted(FIELD_TYPES)}")
-            typed[name] = coerce(name, value, kind)
             types[name] = kind
         timestamp = data.get("timestamp_ns")
         if timestamp is not None and (

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sink_lib.lineprotocol import LineProtocolError, Point, encode, parse, parse_line
+from sink_lib.lineprotocol import Encoder, LineProtocolError, Point, encode, parse, parse_line
 
 
 @pytest.mark.parametrize(
@@ -101,6 +101,9 @@ def test_encode_then_parse_gives_the_point_back(measurement: str, tags: dict, fi
     point = Point(measurement, tags, {k: v for k, (v, _) in fields.items()},
                   {k: t for k, (_, t) in fields.items()}, ts)
     assert parse_line(encode(point)) == point
+    # the worker's cached encoder writes the same line, also from its cache
+    cached = Encoder()
+    assert cached.exact(point) == encode(point) == cached.exact(point)
 
 
 @given(st.text(st.sampled_from('ab ,=\\"#-.0123456789eEiutf²\u0661\r\t'), max_size=60))

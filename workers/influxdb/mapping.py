@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict
 
 from sink_lib.event import Event
+from sink_lib.lineprotocol import Encoder
 from sink_lib.lineprotocol import Point as LinePoint
-from sink_lib.lineprotocol import encode
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -153,6 +153,7 @@ class Mapper:
         self.max_string_length = max_string_length
         self._compiled: dict[str, TypeMapping] = {}
         self._hosts: dict[str, str | None] = {}
+        self._encoder = Encoder()
 
     def mapping_for(self, type_name: str) -> TypeMapping:
         """The effective mapping of a type: built-in or generic, then the best matching rule."""
@@ -234,7 +235,8 @@ class Mapper:
         if point.timestamp_ns is None:
             point = replace(point, timestamp_ns=((event.time - EPOCH) // _MICROSECOND) * 1000)
         assert point.timestamp_ns is not None
-        return Point(event.id, point.measurement, point.tags, point.fields, point.timestamp_ns, encode(point))
+        return Point(event.id, point.measurement, point.tags, point.fields, point.timestamp_ns,
+                     self._encoder.exact(point))
 
     def _host(self, url: Any) -> str | None:
         if not isinstance(url, str):
