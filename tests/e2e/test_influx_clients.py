@@ -151,3 +151,31 @@ def test_bad_credentials_and_bodies_get_influxdb_answers(stack: dict[str, Any]) 
                          headers={"Authorization": f"Token {stack['key']}"}).status_code == 204
     wait_for(lambda: query(stack["influx"], stack["ours"], "SHOW MEASUREMENTS") != [], timeout=60, what="fits")
     assert [r["name"] for r in query(stack["influx"], stack["ours"], "SHOW MEASUREMENTS")] == ["fits"]
+
+
+def readme_snippets() -> list[str]:
+    """The Python blocks of the README's "Telegraf and InfluxDB clients" section."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## Telegraf and InfluxDB clients", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+
+
+def test_the_readme_snippets_work(stack: dict[str, Any]) -> None:
+    # Given the README's client snippets, pointed at this API with this key
+    snippets = readme_snippets()
+    assert len(snippets) == 2
+    api = urlsplit(stack["api"])
+    code = "\n".join(snippets)
+    code = code.replace('"http://localhost:8000", "es_..."', f'"{stack["api"]}", "{stack["key"]}"')
+    code = code.replace('"localhost", 8000', f'"{api.hostname}", {api.port}')
+    # When they run
+    exec(compile(code, "README.md", "exec"), {})
+    # Then their points land in the worker's database under their own measurements, tags and types
+    wait_for(lambda: len(query(stack["influx"], stack["ours"], "SHOW MEASUREMENTS")) == 2, timeout=60,
+             what="the README's points")
+    rows = query(stack["influx"], stack["ours"], "SHOW FIELD KEYS")
+    fields = {(r["_m"], r["fieldKey"]): r["fieldType"] for r in rows}
+    assert fields == {("cpu", "usage_idle"): "float", ("cpu", "procs"): "integer",
+                      ("temperature", "celsius"): "float", ("temperature", "on"): "boolean"}
+    [cpu] = query(stack["influx"], stack["ours"], "SELECT * FROM cpu")
+    assert cpu["host"] == "web 1"
