@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from .auth import require_key
 from .body import read_body
 from .ingest import api_settings, sink
+from .keys import ApiKey
 from .problems import MAX_ERRORS, Problem
 from .write import Written, write_lines
 
@@ -83,8 +84,7 @@ def _partial(written: Written) -> Response:
     return influx_error(400, message)
 
 
-def _write(precision: str) -> Response:
-    key = require_key()
+def _write(key: ApiKey, precision: str) -> Response:
     written = write_lines(key, read_body(api_settings().max_body_bytes), precision, "write")
     return _partial(written) if written.errors else _headers(Response(status=204))
 
@@ -92,25 +92,25 @@ def _write(precision: str) -> Response:
 @bp.post("/write")
 def write_v1() -> Response:
     """InfluxDB 1.x write: the lines become ``metric.*`` events."""
-    require_key()
+    key = require_key()
     if not request.args.get("db"):
         raise Problem(400, "database is required")
     precision = request.args.get("precision") or "ns"
     if precision not in V1_PRECISIONS:
         raise Problem(400, f"invalid precision {precision!r}: use one of {', '.join(sorted(V1_PRECISIONS))}")
-    return _write(precision)
+    return _write(key, precision)
 
 
 @bp.post(V2_WRITE)
 def write_v2() -> Response:
     """InfluxDB 2.x write: the lines become ``metric.*`` events."""
-    require_key()
+    key = require_key()
     if not request.args.get("bucket"):
         raise Problem(400, "bucket is required")
     precision = request.args.get("precision") or "ns"
     if precision not in V2_PRECISIONS:
         raise Problem(400, f"invalid precision {precision!r}: use one of ns, us, ms, s")
-    return _write(precision)
+    return _write(key, precision)
 
 
 @bp.route("/ping", methods=["GET", "HEAD"])

@@ -87,3 +87,13 @@ def test_ping_and_health_answer_as_influxdb(client: FlaskClient, fake_sink: Fake
     assert health.status_code == 200 and health.get_json()["status"] == "pass"
     fake_sink.is_ready = False
     assert client.get("/health").get_json()["status"] == "fail"
+
+
+def test_rate_limit_counts_each_write_once_and_answers_as_influxdb(keys_file, health_key: str) -> None:
+    from emergency_api import ApiSettings, create_app
+
+    client = create_app(ApiSettings(keys_file=keys_file, rate_limit="2/minute"), sink=FakeSink()).test_client()
+    assert client.post(f"/write?db=x&p={health_key}", data="cpu v=1").status_code == 204
+    assert client.post(f"/write?db=x&p={health_key}", data="cpu v=1").status_code == 204
+    limited = client.post(f"/write?db=x&p={health_key}", data="cpu v=1")
+    assert limited.status_code == 429 and "error" in limited.get_json() and int(limited.headers["Retry-After"]) >= 1
