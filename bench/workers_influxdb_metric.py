@@ -1,8 +1,8 @@
 """Drain rate of the influxdb worker for ``metric.*`` events (line protocol received by the API),
 against the baseline of bench/workers_influxdb.py in the same run.
 
-Three drains of ``--events`` events each into the real InfluxDB, each into a fresh database, in the
-order baseline, worker on metric events, worker on the built-in mix:
+Three drains of ``--events`` events each into the real InfluxDB, each into a fresh database, in two
+rounds (orders baseline, metric, mix and mix, metric, baseline):
 
 - ``baseline``: the hand-written pika -> line protocol consumer of bench/workers_influxdb.py on its mix
   of built-in events (pings, HTTP checks, API calls, uploads);
@@ -62,52 +62,57 @@ def main() -> None:
     args = parser.parse_args()
     n = args.events
     tag = uuid.uuid4().hex[:8]
-    exchanges = {"mix": f"bench_metric_{tag}_mix", "metric": f"bench_metric_{tag}_metric"}
-    dbs = {name: f"bench_metric_{tag}_{name}" for name in ("baseline", "metric", "mix")}
+    # two rounds, in the orders baseline, metric, mix and mix, metric, baseline, so that a change of
+    # load on the shared machine during the run hits every side alike
+    rounds = {"a": ("baseline", "metric", "mix"), "b": ("mix", "metric", "baseline")}
+    exchanges = {(kind, r): f"bench_metric_{tag}_{kind}_{r}" for kind in ("mix", "metric") for r in rounds}
+    dbs = {(name, r): f"bench_metric_{tag}_{name}_{r}" for name in ("baseline", "metric", "mix") for r in rounds}
     admin = pika.BlockingConnection(pika.URLParameters(AMQP))
     channel = admin.channel()
     procs = []
     log = tempfile.NamedTemporaryFile(prefix="bench-metric-worker-", suffix=".log", delete=False)  # noqa: SIM115
     try:
-        for name, exchange in exchanges.items():
+        for (kind, _r), exchange in exchanges.items():
             settings = SinkSettings(amqp_url=AMQP, exchange=exchange)
             declare_exchange(channel, settings)
             declare_worker(channel, settings, "influxdb")
-            if name == "mix":
+            if kind == "mix":
                 declare_worker(channel, settings, "baseline")
-        print(f"pre-filling {n} events of each kind ...", flush=True)
-        for i in range(n):
-            env = sample(i)
-            channel.basic_publish(exchanges["mix"], "", encode(env, 1 << 20), props(env))
-        for env in metric_events(n):
-            channel.basic_publish(exchanges["metric"], "", encode(env, 1 << 20), props(env))
-        queues = [queue_name(exchanges["mix"], w) for w in ("influxdb", "baseline")]
-        queues.append(queue_name(exchanges["metric"], "influxdb"))
+        print(f"pre-filling {n} events of each kind for each round ...", flush=True)
+        bodies = {"mix": [sample(i) for i in range(n)], "metric": metric_events(n)}
+        for (kind, _r), exchange in exchanges.items():
+            for env in bodies[kind]:
+                channel.basic_publish(exchange, "", encode(env, 1 << 20), props(env))
+        queues = [queue_name(x, "influxdb") for x in exchanges.values()]
+        queues += [queue_name(exchanges[("mix", r)], "baseline") for r in rounds]
         while min(depth(channel, q) for q in queues) < n:
             pass
-        seconds: dict[str, float] = {}
-        print("baseline (hand-written consumer, built-in mix) ...", flush=True)
-        seconds["baseline"] = run_baseline(queue_name(exchanges["mix"], "baseline"), dbs["baseline"], n)[0]
+        seconds: dict[str, list[float]] = {"baseline": [], "metric": [], "mix": []}
         rss: list[int] = []
-        for name in ("metric", "mix"):
-            print(f"worker on {name} events ...", flush=True)
-            proc, port = start_worker(exchanges[name], dbs[name], log)
-            procs.append(proc)
-            seconds[name] = run_worker_drain(proc, port, n, rss)[0]
-            stop(proc)
-        stored_metric = sum(row[1] for row in influx_query(dbs["metric"], 'SELECT count("usage_idle") FROM cpu'))
-        stored_mix = sum(row[1] for row in influx_query(dbs["mix"], 'SELECT count("id") FROM /.*/'))
-        rates = {name: round(n / s) for name, s in seconds.items()}
+        for r, order in rounds.items():
+            for name in order:
+                print(f"round {r}: {name} ...", flush=True)
+                if name == "baseline":
+                    seconds[name].append(run_baseline(queue_name(exchanges[("mix", r)], "baseline"),
+                                                      dbs[(name, r)], n)[0])
+                    continue
+                proc, port = start_worker(exchanges[(name, r)], dbs[(name, r)], log)
+                procs.append(proc)
+                seconds[name].append(run_worker_drain(proc, port, n, rss)[0])
+                stop(proc)
+        stored_metric = [sum(row[1] for row in influx_query(dbs[("metric", r)], 'SELECT count("usage_idle") FROM cpu'))
+                         for r in rounds]
+        rates = {name: round(len(rounds) * n / sum(s)) for name, s in seconds.items()}
         result = {
-            "events": n, "seconds": {k: round(v, 2) for k, v in seconds.items()}, "points_per_s": rates,
+            "events": n, "seconds": {k: [round(x, 2) for x in v] for k, v in seconds.items()}, "points_per_s": rates,
             "metric_vs_baseline": round(rates["metric"] / rates["baseline"], 3),
             "metric_vs_mix": round(rates["metric"] / rates["mix"], 3),
-            "stored": {"metric": stored_metric, "mix": stored_mix},
+            "stored_metric": stored_metric,
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
         print(json.dumps(result, indent=2))
-        if stored_metric != n:
-            raise SystemExit(f"only {stored_metric} of {n} metric points stored")
+        if stored_metric != [n] * len(rounds):
+            raise SystemExit(f"metric points stored {stored_metric}, expected {n} per round")
         print(f"written to {write_result('workers_influxdb_metric', result)}")
     finally:
         for proc in procs:
