@@ -19,7 +19,7 @@ from .problems import Problem
 log = logging.getLogger(__name__)
 _UNSET = object()
 #: routes where a key may come as the ``p`` query parameter, as InfluxDB 1.x clients send credentials
-QUERY_KEY_PATHS = frozenset({"/write"})
+QUERY_KEY_PATHS = frozenset({"/write", "/query"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="eventsink", ApiKey header="X-API-Key"'}
 
 
@@ -33,8 +33,8 @@ def presented_key() -> str | None:
     """The key the client sent, if any.
 
     Besides ``X-API-Key`` and ``Authorization: Bearer``, the forms InfluxDB clients send:
-    ``Authorization: Token <key>`` (2.x), Basic auth with the key as password, and on ``/write`` the
-    ``p`` query parameter (1.x; ``u`` is ignored).
+    ``Authorization: Token <key>`` (2.x), Basic auth with the key as password, and on ``/write`` and
+    ``/query`` the ``p`` query parameter (1.x; ``u`` is ignored).
     """
     key = request.headers.get("X-API-Key")
     if key:

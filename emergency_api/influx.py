@@ -5,6 +5,8 @@ client libraries write to EventSink with only a URL and a credential (an EventSi
                          key as ``p`` parameter, Basic auth password, Token or Bearer
     POST /api/v2/write   2.x: org, bucket (required, not used), precision (ns us ms s);
                          ``Authorization: Token <key>``
+    POST /query          only ``CREATE DATABASE ...`` (what Telegraf's influxdb output sends at start),
+                         answered as done; other statements 400: query the destination instead
     GET  /ping           204 with X-Influxdb-Version (``?verbose=true``: 200 and the version)
     GET  /health         200 {"status": "pass", ...} when events can be accepted, else 503 "fail"
 
@@ -16,6 +18,7 @@ too. A partial write publishes the good lines and answers 400 naming the bad one
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, json, request
@@ -33,6 +36,7 @@ bp = Blueprint("influx", __name__)
 #: the InfluxDB version these endpoints answer like (clients read it from /ping and /health)
 COMPATIBLE_VERSION = "1.8.10"
 V2_WRITE = "/api/v2/write"
+_CREATE_DATABASE = re.compile(r"\s*CREATE\s+DATABASE\s+\S+(\s+[^;]*)?;?\s*", re.IGNORECASE)
 V1_PRECISIONS = frozenset({"n", "ns", "u", "us", "ms", "s", "m", "h"})
 V2_PRECISIONS = frozenset({"ns", "us", "ms", "s"})
 _V2_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not found", 405: "method not allowed",
@@ -111,6 +115,16 @@ def write_v2() -> Response:
     if precision not in V2_PRECISIONS:
         raise Problem(400, f"invalid precision {precision!r}: use one of ns, us, ms, s")
     return _write(key, precision)
+
+
+@bp.post("/query")
+def query() -> Response:
+    """Answer ``CREATE DATABASE`` as done (points land where the worker is configured); refuse the rest."""
+    require_key()
+    statement = request.values.get("q", "")
+    if _CREATE_DATABASE.fullmatch(statement) is None:
+        raise Problem(400, "EventSink takes writes only; query the InfluxDB the influxdb worker writes to")
+    return _headers(Response(json.dumps({"results": [{"statement_id": 0}]}), mimetype="application/json"))
 
 
 @bp.route("/ping", methods=["GET", "HEAD"])

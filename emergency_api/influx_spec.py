@@ -54,7 +54,7 @@ def _query(name: str, required: bool, values: frozenset[str] | None = None) -> d
 
 
 def influx_paths() -> dict[str, Any]:
-    """The paths of ``/write``, ``/api/v2/write``, ``/ping`` and ``/health``."""
+    """The paths of ``/write``, ``/api/v2/write``, ``/query``, ``/ping`` and ``/health``."""
     return {
         "/write": _write("InfluxDB 1.x write: each line becomes a metric.<measurement> event",
                          [_query("db", True), _query("rp", False), _query("precision", False, V1_PRECISIONS),
@@ -62,6 +62,11 @@ def influx_paths() -> dict[str, Any]:
         "/api/v2/write": _write("InfluxDB 2.x write: each line becomes a metric.<measurement> event",
                                 [_query("org", False), _query("bucket", True),
                                  _query("precision", False, V2_PRECISIONS)], _SECURITY_V2, "v2"),
+        "/query": {"post": {"summary": "InfluxDB 1.x query: only CREATE DATABASE, answered as done",
+                            "security": _SECURITY_V1, "parameters": [_query("q", False), _query("u", False)],
+                            "responses": {"200": {"description": "CREATE DATABASE: nothing to do."},
+                                          "400": _error("Any other statement: EventSink takes writes only.", "v1"),
+                                          "401": _error("No key, or an invalid one.", "v1")}}},
         "/ping": {"get": {"summary": "InfluxDB ping: 204 with X-Influxdb-Version", "security": [],
                           "parameters": [_query("verbose", False)],
                           "responses": {"204": {"description": "Up."},

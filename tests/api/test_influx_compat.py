@@ -97,3 +97,14 @@ def test_rate_limit_counts_each_write_once_and_answers_as_influxdb(keys_file, he
     assert client.post(f"/write?db=x&p={health_key}", data="cpu v=1").status_code == 204
     limited = client.post(f"/write?db=x&p={health_key}", data="cpu v=1")
     assert limited.status_code == 429 and "error" in limited.get_json() and int(limited.headers["Retry-After"]) >= 1
+
+
+def test_create_database_is_answered_as_done_and_other_queries_refused(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str
+) -> None:
+    # Telegraf's influxdb output sends this at start unless skip_database_creation = true
+    created = client.post(f"/query?p={health_key}", data={"q": 'CREATE DATABASE "telegraf"'})
+    assert created.status_code == 200 and created.get_json() == {"results": [{"statement_id": 0}]}
+    refused = client.post(f"/query?p={health_key}", data={"q": "SELECT * FROM cpu"})
+    assert refused.status_code == 400 and "writes only" in refused.get_json()["error"]
+    assert client.post("/query", data={"q": "CREATE DATABASE x"}).status_code == 401
