@@ -36,6 +36,7 @@ bp = Blueprint("influx", __name__)
 #: the InfluxDB version these endpoints answer like (clients read it from /ping and /health)
 COMPATIBLE_VERSION = "1.8.10"
 V2_WRITE = "/api/v2/write"
+_UNPRINTABLE = re.compile(r"[^ -~]")
 _CREATE_DATABASE = re.compile(r"\s*CREATE\s+DATABASE\s+\S+(\s+[^;]*)?;?\s*", re.IGNORECASE)
 V1_PRECISIONS = frozenset({"n", "ns", "u", "us", "ms", "s", "m", "h"})
 V2_PRECISIONS = frozenset({"ns", "us", "ms", "s"})
@@ -59,7 +60,8 @@ def influx_error(status: int, message: str, headers: dict[str, str] | None = Non
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
-    response.headers["X-Influxdb-Error"] = message.split("\n", 1)[0][:200]
+    # a header holds printable ASCII only: the line quoted in a message may hold anything
+    response.headers["X-Influxdb-Error"] = _UNPRINTABLE.sub("?", message.split("\n", 1)[0][:200])
     return _headers(response)
 
 

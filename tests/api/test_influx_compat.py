@@ -108,3 +108,12 @@ def test_create_database_is_answered_as_done_and_other_queries_refused(
     refused = client.post(f"/query?p={health_key}", data={"q": "SELECT * FROM cpu"})
     assert refused.status_code == 400 and "writes only" in refused.get_json()["error"]
     assert client.post("/query", data={"q": "CREATE DATABASE x"}).status_code == 401
+
+
+def test_a_bad_line_with_control_characters_is_named_without_breaking_the_answer(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str
+) -> None:
+    # found by schemathesis: a carriage return inside a line once made the error header a 500
+    response = client.post(f"/write?db=x&p={health_key}", data="bad\rline\x13\n".encode())
+    assert response.status_code == 400 and "unable to parse" in response.get_json()["error"]
+    assert "\r" not in response.headers["X-Influxdb-Error"]
