@@ -114,6 +114,6 @@ def test_a_bad_line_with_control_characters_is_named_without_breaking_the_answer
     client: FlaskClient, fake_sink: FakeSink, health_key: str
 ) -> None:
     # found by schemathesis: a carriage return inside a line once made the error header a 500
-    response = client.post(f"/write?db=x&p={health_key}", data="bad\rline\x13\n".encode())
+    response = client.post(f"/write?db=x&p={health_key}", data=b"bad\rline\x13\n")
     assert response.status_code == 400 and "unable to parse" in response.get_json()["error"]
     assert "\r" not in response.headers["X-Influxdb-Error"]
