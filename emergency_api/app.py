@@ -10,7 +10,7 @@ from flask import Flask
 from sink_lib.registry import TypeRegistry, default_registry
 from sink_lib.settings import SinkSettings
 
-from . import events, health, metrics, problems, write
+from . import events, health, influx, metrics, problems, write
 from .keys import KeyStore
 from .ratelimit import init_limits
 from .settings import ApiSettings
@@ -52,6 +52,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(write.bp)
+    app.register_blueprint(influx.bp)
     init_limits(app, settings)
     if settings.swagger or settings.swagger_ui:
         from flasgger import Swagger

@@ -47,6 +47,9 @@ class ApiSettings(BaseSettings):
         600, gt=0,
         description="Latest event time accepted, in seconds after now (clock skew; default 10 min); later gets 422.",
     )
+    max_line_length: int = Field(
+        64 * 1024, gt=0, description="Longest line of line protocol in characters; longer lines are refused."
+    )
     publish_timeout_s: float = Field(
         10.0, gt=0, description="How long a request waits for its events to be confirmed or spooled."
     )

@@ -12,10 +12,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from sink_lib.lineprotocol import PRECISIONS
 from sink_lib.registry import TypeRegistry
 
+from . import influx_spec
 from .envelope import event_schema
-from .lineprotocol import PRECISIONS
 from .problems import PROBLEM_CONTENT_TYPE
 from .settings import ApiSettings
 
@@ -102,6 +103,7 @@ def build_spec(settings: ApiSettings, registry: TypeRegistry) -> dict[str, Any]:
             "securitySchemes": {
                 "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "BearerKey": {"type": "http", "scheme": "bearer"},
+                **influx_spec.SCHEMES,
             },
             "schemas": {
                 "Event": event_schema(),
@@ -143,6 +145,7 @@ def build_spec(settings: ApiSettings, registry: TypeRegistry) -> dict[str, Any]:
                     **COMMON_ERRORS,
                 },
             }},
+            **influx_spec.influx_paths(),
             "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {
                 "200": {"description": "Up.", "content": {"application/json": {"schema": {"type": "object"}}}},
                 "500": COMMON_ERRORS["500"]}}},

@@ -14,7 +14,9 @@
     │   └── UnsafeSpoolDirError     the spool directory is open to other users (also a ConfigurationError)
     ├── QueueFullError              the in-memory queue and the spool could not take an event
     ├── PublishTimeout              events were not confirmed or spooled in time
-    └── SinkClosedError             enqueue() or publish() on a sink that was closed
+    ├── SinkClosedError             enqueue() or publish() on a sink that was closed
+    └── LineProtocolError           text that is not valid InfluxDB line protocol, or a point that
+                                    cannot be written as a line (sink_lib.lineprotocol; a ValueError)
 
 Errors from pika, aio-pika and sqlite3 are re-raised as these types ``from`` the cause.
 """

@@ -26,7 +26,8 @@ def _walk(node: Any) -> Any:
 def test_the_spec_describes_every_route_security_and_error(client: FlaskClient) -> None:
     spec = client.get("/apispec.json").get_json()
     assert spec["openapi"].startswith("3.0")
-    assert set(spec["paths"]) == {"/api/v1/events", "/api/v1/write", "/healthz", "/readyz", "/metrics"}
+    assert set(spec["paths"]) == {"/api/v1/events", "/api/v1/write", "/healthz", "/readyz", "/metrics",
+                                  "/write", "/api/v2/write", "/query", "/ping", "/health"}
     schemes = spec["components"]["securitySchemes"]
     assert schemes["ApiKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     assert schemes["BearerKey"]["scheme"] == "bearer"
