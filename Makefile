@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install services test test-fast check bench soak run stop clean
+.PHONY: install services test test-fast check bench soak run stop clean cluster cluster-stop
 
 install:            ## pip install the project with every extra, plus Debian's services
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -26,6 +26,12 @@ bench:              ## benchmarks: ratios against baselines measured in the same
 
 soak:               ## 10-minute steady-load soak of the API and workers (not in CI)
 	$(PYTHON) bench/soak.py --minutes 10
+
+cluster:            ## a 3-node RabbitMQ cluster on :5681-5683 beside the default broker
+	scripts/cluster.sh start
+
+cluster-stop:       ## stop that cluster and remove its data
+	scripts/cluster.sh stop
 
 run:                ## the whole system locally: services, API, workers, monitor, demo producer
 	scripts/run.sh
