@@ -83,6 +83,7 @@ class Publisher(threading.Thread):
         self._nodes = BrokerNodes(settings.amqp_url, shuffle=settings.amqp_shuffle)
         self._was_ready = False
         self._lost_node: str | None = None
+        self._lost_at = 0.0
         self.node: str | None = None  # host:port of the node in use, None while not connected
         self._offline_logged = False
         self._encoder: PublishEncoder | None = None
@@ -103,7 +104,7 @@ class Publisher(threading.Thread):
             if self._stopping.is_set():
                 break
             if self._was_ready:  # a node we used went away: try the others at once
-                self._lost_node = self._nodes.label
+                self._lost_node, self._lost_at = self._nodes.label, time.monotonic()
                 self._was_ready = False
                 self._nodes.failed()
                 continue
@@ -192,7 +193,8 @@ class Publisher(threading.Thread):
         self._was_ready = True
         self.node = self._nodes.label
         if self._lost_node is not None:
-            log.warning("publisher moved from RabbitMQ node %s to %s", self._lost_node, self.node)
+            log.warning("publisher moved from RabbitMQ node %s to %s in %.2fs", self._lost_node, self.node,
+                        time.monotonic() - self._lost_at)
         elif self._offline_logged:
             log.warning("connected to RabbitMQ node %s again; replaying the spool", self.node)
         else:
