@@ -59,7 +59,7 @@ class Cluster:
         self.run("node-start", str(node))
 
     def heal(self) -> None:
-        """Start every stopped node, last stopped first is not needed: any order rejoins."""
+        """Start every stopped node."""
         for node in NODES:
             if not self.up(node):
                 self.node_start(node)
@@ -73,9 +73,10 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def rabbit_cluster() -> Cluster:
-    """The running 3-node cluster; started with scripts/cluster.sh when it is not running."""
+def rabbit_cluster() -> Iterator[Cluster]:
+    """The running 3-node cluster; started with scripts/cluster.sh when absent (and then stopped after)."""
     cluster = Cluster()
+    started = False
     if not all(cluster.up(n) for n in NODES):
         if not shutil.which("rabbitmq-server") and not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
             if IN_CI:
@@ -85,7 +86,10 @@ def rabbit_cluster() -> Cluster:
             cluster.heal()
         else:
             cluster.run("start")
-    return cluster
+            started = True
+    yield cluster
+    if started:
+        cluster.run("stop")
 
 
 @pytest.fixture
