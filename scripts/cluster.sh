@@ -141,11 +141,16 @@ start() {
   echo "EVENTSINK_AMQP_URL=$(urls)"
 }
 
+node_registered() { epmd -names 2>/dev/null | grep -q "^name es$1 at"; }
+
 stop_node() {
   local n=$1
   if port_open "$(amqp_port "$n")" || node_running "$n"; then
-    rmq "$n" rabbitmqctl -n "$(node_name "$n")" -q stop "$BASE/es$n/pid" >/dev/null 2>&1 || true
+    rmq "$n" rabbitmqctl -n "$(node_name "$n")" -q --timeout 120 stop >/dev/null 2>&1 || true
   fi
+  # stop returns as the node shuts down; wait until its VM is gone (it leaves epmd last)
+  local deadline=$((SECONDS + WAIT_S))
+  while node_registered "$n" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
 }
 
 stop() {
@@ -188,6 +193,15 @@ status() {
   if [ $up -gt 0 ]; then echo "running cluster members: $(cluster_members)"; fi
   [ $up -eq 3 ]
 }
+
+case "${1:-}" in
+  start|stop|node-stop|node-start)
+    # one change at a time: two starts of a node race for its ports and pid file
+    mkdir -p "$(dirname "$BASE")"
+    exec 9>"$BASE.lock"
+    flock -w "$WAIT_S" 9 || die "another cluster.sh holds $BASE.lock"
+    ;;
+esac
 
 case "${1:-}" in
   start) start ;;
