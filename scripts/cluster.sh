@@ -45,9 +45,9 @@ rmq() {
     "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
   )
   if [ "$(id -u)" -eq 0 ] && id -u rabbitmq >/dev/null 2>&1; then
-    runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq "${envs[@]}" "$RMQ_BIN/$cmd" "$@"
+    runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq "${envs[@]}" "$RMQ_BIN/$cmd" "$@" 9>&-
   else
-    env "${envs[@]}" "$RMQ_BIN/$cmd" "$@"
+    env "${envs[@]}" "$RMQ_BIN/$cmd" "$@" 9>&-
   fi
 }
 
@@ -198,8 +198,8 @@ case "${1:-}" in
   start|stop|node-stop|node-start)
     # one change at a time: two starts of a node race for its ports and pid file
     mkdir -p "$(dirname "$BASE")"
-    exec 9>"$BASE.lock"
-    flock -w "$WAIT_S" 9 || die "another cluster.sh holds $BASE.lock"
+    exec 9>"$BASE.lck"  # (the nodes do not inherit it: rmq closes fd 9)
+    flock -w "$WAIT_S" 9 || die "another cluster.sh holds $BASE.lck"
     ;;
 esac
 
