@@ -124,16 +124,24 @@ def cluster_exchange(cluster: Cluster) -> Iterator[str]:
 
 
 def drain_ids(cluster: Cluster, queue: str) -> list[str]:
-    """message_id of every message in ``queue`` (read and acknowledged, so the queue ends empty)."""
+    """message_id of every message in ``queue`` (consumed and acknowledged, so the queue ends empty)."""
     connection = cluster.connection()
     ids: list[str] = []
     try:
         channel = connection.channel()
-        while True:
-            method, props, _body = channel.basic_get(queue, auto_ack=True)
+        channel.basic_qos(prefetch_count=1000)
+        left = int(channel.queue_declare(queue, passive=True).method.message_count)
+        for method, props, _body in channel.consume(queue, inactivity_timeout=10):
             if method is None:
-                return ids
+                break
             ids.append(props.message_id)
+            left -= 1
+            if left <= 0 or len(ids) % 500 == 0:
+                channel.basic_ack(method.delivery_tag, multiple=True)
+            if left <= 0:
+                break
+        channel.cancel()
+        return ids
     finally:
         connection.close()
 

@@ -21,7 +21,8 @@ from workers.runtime.metrics import WorkerMetrics
 
 from .conftest import Cluster, node_of
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+# node starts and stops take tens of seconds each on a busy machine
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 PING = {"target": "cluster", "rtt_avg_ms": 1.0, "loss_pct": 0.0, "ok": True}
 
