@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -77,7 +78,9 @@ def test_the_api_keeps_answering_202_through_a_node_loss(cluster: Cluster, clust
 
 
 def test_worker_node_stops_mid_drain_and_influxdb_holds_every_event_once(
-        cluster: Cluster, cluster_exchange: str, tmp_path: Path, influxdb_url: str) -> None:
+        cluster: Cluster, cluster_exchange: str, tmp_path: Path, influxdb_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="workers.runtime")
     settings = cluster_settings(cluster, cluster_exchange, tmp_path)
     declare(settings, ["influxdb"])
     influx = Influx(influxdb_url, cluster_exchange)
@@ -116,4 +119,6 @@ def test_worker_node_stops_mid_drain_and_influxdb_holds_every_event_once(
         influx.drop()
     assert len(points) == len(set(points)) == len(ids)
     assert set(points) == set(ids)
-    print(f"\nworker moved off node {node} after <= {resumed_s:.2f}s (incl. the stop command)")
+    moved = [r.getMessage() for r in caplog.records if "moved from RabbitMQ node" in r.getMessage()]
+    assert moved and f"127.0.0.1:{5680 + node} to" in moved[0]
+    print(f"\n{moved[0]}; consuming elsewhere within {resumed_s:.2f}s of the stop command")

@@ -73,6 +73,7 @@ class Worker:
         )
         self._nodes = BrokerNodes(sink_settings.amqp_url, shuffle=sink_settings.amqp_shuffle)
         self.node: str | None = None  # host:port of the node consumed from, None while not connected
+        self._lost: tuple[str, float] | None = None  # the node lost and when, until consuming elsewhere
         self._connection: Any = None
         self._channel: Any = None
         self._dead: DeadLetterPublisher | None = None
@@ -116,6 +117,7 @@ class Worker:
                         self.name, self.node or redact_url(self.sink.amqp_url), exc, delay,
                     )
                     if self.node is not None:  # the node we used failed: start with the next one
+                        self._lost = self._lost or (self.node, time.monotonic())
                         self._nodes.failed()
                     self.node = None
                     self._drop_session()
@@ -190,6 +192,10 @@ class Worker:
             self.name, self.queue, self.node, self.prefetch, self.batch_size,
             self.batch_timeout_s, " [dry run]" if self.dry_run else "",
         )
+        if self._lost is not None:
+            log.warning("worker %s moved from RabbitMQ node %s to %s in %.2fs", self.name, self._lost[0],
+                        self.node, time.monotonic() - self._lost[1])
+            self._lost = None
         next_depth = 0.0
         while not self.stopping:
             left = self._batcher.time_left()
