@@ -1,19 +1,23 @@
 """Ingest rate of the emergency API under gunicorn, against a bare Flask endpoint in the same run.
 
-Both servers run with the same gunicorn settings (``emergency_api.serving.ApiServer``: worker class,
-workers, threads, keep-alive). The baseline endpoint answers 202 without reading the body; the API
-authenticates the key, applies the rate limit (set high enough never to trigger), validates every
-event against the registry and waits until each is confirmed by the real RabbitMQ before answering.
+All servers run with the same gunicorn settings (``emergency_api.serving.ApiServer``: worker class,
+workers, threads, keep-alive) and rate limiting off. The baseline endpoints answer 202/204 without
+reading the body; the API authenticates the key, validates every event against the registry and
+answers once each is confirmed by the real RabbitMQ (``api``) or, with
+``EVENTSINK_API_ACCEPT_ON=spool``, once each is fsync'd in the local spool (``api_spool``).
 
-Load comes from ``wrk`` (apt package ``wrk``: one C thread, so the generator takes little of the two
-cores) with keep-alive connections posting a fixed body. Scenarios: single-event POSTs and 100-event
-batches; accepted events/s, p50/p99 latency, ratio API/baseline. The broker's own ceiling (one
-pipelined confirm-mode pika publisher, no HTTP) is measured first: no API can ingest faster. Both
-servers run at once and the runs alternate between them (best of ``--rounds`` each), so a
-neighbour's load hits both alike. A second, shorter pass runs the single-event case with gunicorn's
-``sync`` worker class (one request at a time per process, no keep-alive), to compare.
+Load comes from ``wrk`` (apt package ``wrk``: one C thread) with keep-alive connections posting a
+fixed body. Scenarios: single-event POSTs, 100-event batches, and 100-line ``POST /api/v1/write``.
+A fourth contender is a bare confirm-mode pika publisher (no HTTP, no validation) fed the same event
+bodies with as many messages unconfirmed as the HTTP clients can have waiting (connections x events
+per request, capped at the API's own confirm windows): on this machine the broker shares the two
+cores, so this is what the broker gives at that concurrency. Contenders alternate round by round, so
+a neighbour's load hits all alike; each figure is the median of ``--rounds`` with the spread
+(min-max) beside it, plus the server's CPU time per request from /proc. A shorter pass compares
+gunicorn worker classes for the single-event case (``gthread``, ``sync``, and ``gevent`` when it is
+installed).
 
-    python bench/api_ingest.py [--duration 10] [--connections 32]
+    python bench/api_ingest.py [--duration 5] [--rounds 5] [--connections 32]
 """
 
 from __future__ import annotations
@@ -21,34 +25,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pika
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import write_result
+from bench.common import median, write_result
+from bench.http_load import LUA, bare_publisher, free_port, run_wrk, start, stop
 
 AMQP = os.environ.get("EVENTSINK_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
-ROOT = Path(__file__).resolve().parent.parent
-
-LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-API-Key"] = os.getenv("BENCH_KEY")
-local f = io.open(os.getenv("BENCH_BODY"), "rb")
-wrk.body = f:read("*a")
-f:close()
-"""
+CONFIRM_WINDOW = 1000  # the sink's default EVENTSINK_CONFIRM_WINDOW, per worker process
 
 BASELINE_SERVER = """
 import sys
@@ -58,6 +49,7 @@ from emergency_api.serving import ApiServer
 def factory():
     app = Flask("baseline")
     app.add_url_rule("/api/v1/events", "events", lambda: ("", 202), methods=["POST"])
+    app.add_url_rule("/api/v1/write", "write", lambda: ("", 204), methods=["POST"])
     return app
 
 bind, worker_class, workers, threads = sys.argv[1:5]
@@ -72,105 +64,9 @@ def event(i: int) -> dict[str, Any]:
         "tls_ms": 12.0, "ttfb_ms": 40.5, "total_ms": 61.0 + i % 7, "bytes": 5120}}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit(f"server at {url} did not come up")
-
-
-def start(cmd: list[str], env: dict[str, str], probe: str, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_up(probe, proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if not match:
-        raise ValueError(text)
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connections: int) -> dict[str, float]:
-    """Requests/s and latency percentiles; fails when any response is not 2xx."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, env={**os.environ, "BENCH_KEY": key, "BENCH_BODY": str(body)},
-        check=True,
-    ).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise SystemExit("wrk saw errors:\n" + out)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    pct = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
-    return {"requests_per_s": rps, "p50_ms": pct["50"], "p99_ms": pct["99"]}
-
-
-def broker_ceiling(exchange: str, body: bytes, count: int, window: int = 1000) -> float:
-    """Events/s one pipelined confirm-mode pika publisher gets through the broker (no HTTP, no sink)."""
-    from pika.adapters.select_connection import SelectConnection
-
-    props = pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2)
-    state = {"sent": 0, "confirmed": 0}
-    holder: list[Any] = []
-
-    def pump() -> None:
-        while state["sent"] < count and state["sent"] - state["confirmed"] < window:
-            holder[0].basic_publish(exchange, "", body, props)
-            state["sent"] += 1
-
-    def on_confirm(frame: Any) -> None:
-        if isinstance(frame.method, pika.spec.Basic.Nack):
-            raise RuntimeError("the broker refused a message")
-        state["confirmed"] = max(state["confirmed"], frame.method.delivery_tag)
-        if state["confirmed"] >= count:
-            connection.close()
-        else:
-            pump()
-
-    def on_channel(channel: Any) -> None:
-        holder.append(channel)
-        channel.confirm_delivery(on_confirm)
-        pump()
-
-    started = time.perf_counter()
-    connection = SelectConnection(
-        pika.URLParameters(AMQP),
-        on_open_callback=lambda conn: conn.channel(on_open_callback=on_channel),
-        on_close_callback=lambda conn, reason: conn.ioloop.stop(),
-    )
-    connection.ioloop.start()
-    if state["confirmed"] < count:
-        raise SystemExit(f"only {state['confirmed']} of {count} messages confirmed")
-    return count / (time.perf_counter() - started)
+def lines(count: int) -> str:
+    return "".join(f"cpu,host=web{i % 5},region=us-east usage_user={i % 97}.5,usage_system=3.25,"
+                   f"procs={i}i 17000000000000{i:05d}\n" for i in range(count))
 
 
 def declare_sink_queue(exchange: str) -> str:
@@ -193,18 +89,31 @@ def cleanup_broker(exchange: str, queue: str) -> None:
     conn.close()
 
 
+def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Medians of a contender's rounds, with the events/s spread."""
+    out: dict[str, Any] = {k: median([r[k] for r in runs]) for k in runs[0]}
+    rates = [r["events_per_s"] for r in runs]
+    out["events_per_s_min"], out["events_per_s_max"], out["rounds"] = min(rates), max(rates), len(runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each counts")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--scenarios", default="single,batch100,write100", help="comma-separated subset")
+    parser.add_argument("--worker-classes", default="sync,gevent", help="also compared on single events")
+    parser.add_argument("--before", metavar="TREE", help="also run the API from this source tree (api_before), "
+                        "e.g. an unpacked older commit, for before/after figures in the same run")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
 
     from emergency_api.keys import create_key
+    from sink_lib.event import build_envelope, encode
 
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     exchange = f"bench_api_{uuid.uuid4().hex[:8]}"
@@ -212,95 +121,129 @@ def main() -> None:
     key = create_key(work / "keys.json", "bench", ["*"])[1]
     script = work / "post.lua"
     script.write_text(LUA)
-    single, batch = work / "single.json", work / "batch.json"
-    single.write_text(json.dumps(event(0)))
-    batch.write_text(json.dumps([event(i) for i in range(100)]))
+    bodies = {"single": work / "single.json", "batch100": work / "batch.json", "write100": work / "lines.txt"}
+    bodies["single"].write_text(json.dumps(event(0)))
+    bodies["batch100"].write_text(json.dumps([event(i) for i in range(100)]))
+    bodies["write100"].write_text(lines(100))
+    health_body = encode(build_envelope("health.http", event(0)["data"], source="/api/bench"), 1 << 20)
+    metric_body = encode(build_envelope("metric.cpu", {"measurement": "cpu", "tags": {"host": "web1"}, "fields": {
+        "usage_user": 1.5, "usage_system": 3.25, "procs": 1}, "timestamp_ns": 1700000000000000000},
+        source="/api/bench/write"), 1 << 20)
+    scenarios = {  # name -> (path, events per request, content type, bare publisher body)
+        "single": ("/api/v1/events", 1, "application/json", health_body),
+        "batch100": ("/api/v1/events", 100, "application/json", health_body),
+        "write100": ("/api/v1/write", 100, "text/plain", metric_body),
+    }
+    chosen = [s for s in args.scenarios.split(",") if s]
     env = {**os.environ, "EVENTSINK_API_KEYS_FILE": str(work / "keys.json"), "EVENTSINK_EXCHANGE": exchange,
            "EVENTSINK_AMQP_URL": AMQP, "EVENTSINK_SPOOL_DIR": str(work / "spool"),
-           "EVENTSINK_API_RATE_LIMIT": "100000000/minute"}
+           "EVENTSINK_API_RATE_LIMIT_ENABLED": "false", "EVENTSINK_API_SWAGGER": "false"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    results: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, float]]] = {}
 
-    def launch(name: str, worker_class: str, api: bool) -> tuple[subprocess.Popen[bytes], str]:
+    def launch(name: str, worker_class: str, kind: str) -> tuple[Any, str]:
         bind = f"127.0.0.1:{free_port()}"
-        if api:
+        if kind == "baseline":
+            cmd = [sys.executable, "-c", BASELINE_SERVER, bind, worker_class, str(args.workers), str(args.threads)]
+        else:
             cmd = [sys.executable, "-m", "sink_lib.cli", "api", "--bind", bind, "--worker-class", worker_class,
                    "--workers", str(args.workers), "--threads", str(args.threads)]
-        else:
-            cmd = [sys.executable, "-c", BASELINE_SERVER, bind, worker_class, str(args.workers), str(args.threads)]
-        proc = start(cmd, env, f"http://{bind}/healthz", work / f"{name}.log")
-        return proc, f"http://{bind}/api/v1/events"
+        server_env = {**env, "EVENTSINK_SPOOL_DIR": str(work / f"spool-{name}")}
+        if kind == "api_spool":
+            server_env["EVENTSINK_API_ACCEPT_ON"] = "spool"
+        cwd = None
+        if kind == "api_before":
+            cwd = server_env["PYTHONPATH"] = str(Path(args.before).resolve())
+        proc = start(cmd, server_env, f"http://{bind}/healthz", work / f"{name}.log", cwd=cwd)
+        return proc, f"http://{bind}"
 
-    def measure(worker_class: str, scenarios: list[tuple[str, Path, int]], rounds: int, duration: int,
-                prefix: str = "") -> None:
-        """Start both servers, then alternate baseline and API runs; keep each one's best round."""
-        procs = []
+    def measure(worker_class: str, kinds: list[str], names: list[str], rounds: int, duration: int,
+                publisher: bool, prefix: str = "") -> None:
+        """Start the servers, then alternate every contender round by round."""
+        procs: list[Any] = []
         try:
-            base_proc, base_url = launch(prefix + "baseline", worker_class, api=False)
-            procs.append(base_proc)
-            api_proc, api_url = launch(prefix + "api", worker_class, api=True)
-            procs.append(api_proc)
-            for label, body, per_request in scenarios:
-                for url in (base_url, api_url):
-                    run_wrk(url, key, body, script, 2, args.connections)  # warm-up
+            urls = {}
+            for kind in kinds:
+                proc, url = launch(prefix + kind, worker_class, kind)
+                procs.append(proc)
+                urls[kind] = (proc.pid, url)
+            for label in names:
+                path, per_request, content_type, pub_body = scenarios[label]
+                window = min(args.connections * per_request, args.workers * CONFIRM_WINDOW)
+                for pid, url in urls.values():  # warm-up
+                    run_wrk(url + path, key, bodies[label], script, 2, args.connections, pid, content_type)
                 for _ in range(rounds):
-                    for name, url in ((prefix + "baseline", base_url), (prefix + "api", api_url)):
-                        stats = run_wrk(url, key, body, script, duration, args.connections)
+                    for kind, (pid, url) in urls.items():
+                        stats = run_wrk(url + path, key, bodies[label], script, duration, args.connections, pid,
+                                        content_type)
                         stats["events_per_s"] = stats["requests_per_s"] * per_request
-                        best = results.get(f"{name}.{label}")
-                        if best is None or stats["events_per_s"] > best["events_per_s"]:
-                            results[f"{name}.{label}"] = stats
+                        runs.setdefault(f"{prefix}{kind}.{label}", []).append(stats)
+                    if publisher:
+                        runs.setdefault(f"publisher.{label}", []).append(
+                            bare_publisher(AMQP, exchange, pub_body, duration, window))
         finally:
             for proc in procs:
                 stop(proc)
 
     try:
-        # what the broker itself takes from one pipelined confirm-mode publisher: the ceiling of ingest
-        from sink_lib.event import build_envelope, encode
-
-        body_bytes = encode(build_envelope("health.http", event(0)["data"], source="/bench"), 1 << 20)
-        results["broker_ceiling.pika_publisher"] = {"events_per_s": broker_ceiling(exchange, body_bytes, 20000),
-                                                    "requests_per_s": 0.0, "p50_ms": float("nan"),
-                                                    "p99_ms": float("nan")}
-        measure("gthread", [("single", single, 1), ("batch100", batch, 100)], args.rounds, args.duration)
-        measure("sync", [("single", single, 1), ("batch100", batch, 100)], 1, max(3, args.duration // 2),
-                prefix="sync_")
+        kinds = ["baseline", "api", "api_spool"] + (["api_before"] if args.before else [])
+        measure("gthread", kinds, chosen, args.rounds, args.duration, publisher=True)
+        for worker_class in [w for w in args.worker_classes.split(",") if w]:
+            if worker_class == "gevent":
+                try:
+                    import gevent  # noqa: F401
+                except ImportError:
+                    print("gevent is not installed: its worker class is left out")
+                    continue
+            try:
+                measure(worker_class, ["baseline", "api"], ["single"], max(1, args.rounds // 2), args.duration,
+                        publisher=False, prefix=worker_class + "_")
+            except (SystemExit, Exception) as exc:  # a worker class that cannot serve the API is reported
+                print(f"worker class {worker_class} failed: {exc}")
     finally:
         cleanup_broker(exchange, queue)
         shutil.rmtree(work, ignore_errors=True)
 
-    ratio_single = results["api.single"]["events_per_s"] / results["baseline.single"]["events_per_s"]
-    ratio_batch = results["api.batch100"]["events_per_s"] / results["baseline.batch100"]["events_per_s"]
-    summary = {
-        "single_ratio": round(ratio_single, 3), "single_goal": 0.7, "single_ok": ratio_single >= 0.7,
-        "batch_events_per_s": round(results["api.batch100"]["events_per_s"]), "batch_goal": 20000,
-        "batch_ok": results["api.batch100"]["events_per_s"] >= 20000,
-        "batch_ratio": round(ratio_batch, 3),
-        "batch_vs_broker_ceiling": round(results["api.batch100"]["events_per_s"]
-                                         / results["broker_ceiling.pika_publisher"]["events_per_s"], 3),
-        "sync_vs_gthread_single": round(results["sync_api.single"]["events_per_s"]
-                                        / results["api.single"]["events_per_s"], 3),
-        "sync_vs_gthread_batch": round(results["sync_api.batch100"]["events_per_s"]
-                                       / results["api.batch100"]["events_per_s"], 3),
-    }
-    print(f"{'scenario':<24}{'events/s':>12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    results = {name: summarise(r) for name, r in runs.items()}
+    summary: dict[str, Any] = {}
+    for label in chosen:
+        base, api = results[f"baseline.{label}"], results[f"api.{label}"]
+        spool, pub = results[f"api_spool.{label}"], results[f"publisher.{label}"]
+        summary[label] = {
+            "api_vs_baseline": round(api["events_per_s"] / base["events_per_s"], 3),
+            "api_vs_publisher": round(api["events_per_s"] / pub["events_per_s"], 3),
+            "publisher_vs_baseline": round(pub["events_per_s"] / base["events_per_s"], 3),
+            "api_spool_vs_baseline": round(spool["events_per_s"] / base["events_per_s"], 3),
+            "api_events_per_s": round(api["events_per_s"]), "api_p99_ms": api["p99_ms"],
+        }
+        if f"api_before.{label}" in results:
+            before = results[f"api_before.{label}"]
+            summary[label]["api_before_vs_baseline"] = round(before["events_per_s"] / base["events_per_s"], 3)
+            summary[label]["api_vs_api_before"] = round(api["events_per_s"] / before["events_per_s"], 3)
+    print(f"{'contender.scenario':<26}{'events/s':>10}{'(min-max)':>18}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+          f"{'cpu ms/req':>11}")
     for name, row in results.items():
-        print(f"{name:<24}{row['events_per_s']:>12.0f}{row['requests_per_s']:>10.0f}"
-              f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}")
-    print(f"single-event ratio api/baseline (gthread): {ratio_single:.2f} (goal >= 0.7)")
-    print(f"100-event batches: {results['api.batch100']['events_per_s']:.0f} events/s (goal >= 20000), "
-          f"ratio {ratio_batch:.2f}")
-    print(f"broker ceiling (one pika confirm publisher, window 1000): "
-          f"{results['broker_ceiling.pika_publisher']['events_per_s']:.0f} events/s; API batches reach "
-          f"{summary['batch_vs_broker_ceiling']:.2f} of it")
-    print(f"sync worker / gthread worker, API: single events {summary['sync_vs_gthread_single']:.2f}, "
-          f"100-event batches {summary['sync_vs_gthread_batch']:.2f}")
+        spread = f"({row['events_per_s_min']:.0f}-{row['events_per_s_max']:.0f})"
+        print(f"{name:<26}{row['events_per_s']:>10.0f}{spread:>18}{row['requests_per_s']:>9.0f}"
+              f"{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}{row['cpu_ms_per_request']:>11.3f}")
+    for label, row in summary.items():
+        print(f"{label}: api/baseline {row['api_vs_baseline']:.2f}, api/bare publisher {row['api_vs_publisher']:.2f}, "
+              f"bare publisher/baseline {row['publisher_vs_baseline']:.2f}, "
+              f"api_spool/baseline {row['api_spool_vs_baseline']:.2f}"
+              + (f", before: api_before/baseline {row['api_before_vs_baseline']:.2f}, "
+                 f"api/api_before {row['api_vs_api_before']:.2f}" if "api_vs_api_before" in row else ""))
+    for worker_class in [w for w in args.worker_classes.split(",") if w]:
+        if f"{worker_class}_api.single" in results:
+            ratio = results[f"{worker_class}_api.single"]["events_per_s"] / results["api.single"]["events_per_s"]
+            summary[f"{worker_class}_vs_gthread_api_single"] = round(ratio, 3)
+            print(f"{worker_class} / gthread, API single events: {ratio:.2f}")
+    load = os.getloadavg()
     path = write_result("api_ingest", {"settings": {"workers": args.workers, "threads": args.threads,
                                                     "connections": args.connections, "duration_s": args.duration,
-                                                    "rounds": args.rounds,
-                                                    "cpus": os.cpu_count()},
+                                                    "rounds": args.rounds, "cpus": os.cpu_count(),
+                                                    "loadavg_at_end": load},
                                        "results": results, "summary": summary})
-    print(f"wrote {path}")
+    print(f"load average at the end: {load[0]:.1f}; wrote {path}")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 The monitor runs as ``eventsink monitor`` (a subprocess, reporting to a local stand-in of the emergency
 API); the baseline is Prometheus blackbox_exporter probing the same 100 URLs at the same rate, driven
 the way Prometheus scrapes it. Each process is measured alone with psutil after a warm-up: CPU time
-used per wall second (percent of one core) and resident memory (mean and max of 1 s samples).
+used per wall second (percent of one core) and resident memory (mean and max of 1 s samples). The two
+alternate over ``--rounds`` (each round swaps which runs first, each run lasting seconds/rounds), so
+load from elsewhere on the shared machine hits both alike; CPU and mean RSS are averaged over rounds.
 
-    python bench/monitors_cost.py [--seconds 50] [--targets 100] [--interval 10]
+    python bench/monitors_cost.py [--seconds 50] [--targets 100] [--interval 10] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -103,18 +105,46 @@ def run_blackbox(urls: list[str], interval: float, seconds: float, workdir: Path
     return result, probes[0]
 
 
+def alternate(urls: list[str], interval: float, seconds: float, rounds: int,
+              workdir: Path) -> tuple[dict[str, float], int, dict[str, float], int]:
+    """Monitor and blackbox_exporter measured in alternation; (ours, events, theirs, probes) over all rounds."""
+    runs: dict[str, list[tuple[dict[str, float], int]]] = {"ours": [], "theirs": []}
+    tools = [("ours", run_monitor), ("theirs", run_blackbox)]
+    for round_ in range(rounds):
+        for name, run in tools if round_ % 2 == 0 else tools[::-1]:
+            folder = workdir / f"{name}-{round_}"
+            folder.mkdir()
+            runs[name].append(run(urls, interval, seconds / rounds, folder))
+
+    def combined(results: list[tuple[dict[str, float], int]]) -> tuple[dict[str, float], int]:
+        measures = [m for m, _ in results]
+        merged = {
+            "cpu_pct": round(sum(m["cpu_pct"] for m in measures) / len(measures), 2),
+            "cpu_s": round(sum(m["cpu_s"] for m in measures), 3),
+            "wall_s": round(sum(m["wall_s"] for m in measures), 1),
+            "rss_mean_mib": round(sum(m["rss_mean_mib"] for m in measures) / len(measures), 1),
+            "rss_max_mib": max(m["rss_max_mib"] for m in measures),
+            "cpu_pct_per_round": [m["cpu_pct"] for m in measures],
+        }
+        return merged, sum(count for _, count in results)
+
+    ours, events = combined(runs["ours"])
+    theirs, probes = combined(runs["theirs"])
+    return ours, events, theirs, probes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=50.0, help="Measured seconds per tool (after warm-up).")
     parser.add_argument("--targets", type=int, default=100)
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of monitor and blackbox_exporter")
     args = parser.parse_args()
     server = DelayServer()
     urls = [f"{server.base}/?delay_ms=20&size=2000&t={i}" for i in range(args.targets)]
     workdir = Path(tempfile.mkdtemp(prefix="monitors-cost-"))
     try:
-        ours, events = run_monitor(urls, args.interval, args.seconds, workdir)
-        theirs, probes = run_blackbox(urls, args.interval, args.seconds, workdir)
+        ours, events, theirs, probes = alternate(urls, args.interval, args.seconds, args.rounds, workdir)
     finally:
         server.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -130,6 +160,7 @@ def main() -> int:
     out = ROOT / "bench" / "results" / "monitors_cost.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"targets": args.targets, "interval_s": args.interval, "seconds": args.seconds,
+                               "rounds": args.rounds,
                                "eventsink": ours, "blackbox": theirs, "events_reported": events,
                                "blackbox_probes": probes, "ratio_cpu": round(ratio_cpu, 3),
                                "ratio_rss": round(ratio_rss, 3)}, indent=2))

@@ -10,11 +10,11 @@ from flask import Flask
 from sink_lib.registry import TypeRegistry, default_registry
 from sink_lib.settings import SinkSettings
 
-from . import events, health, metrics, problems, write
+from . import events, health, influx, metrics, problems, write
 from .keys import KeyStore
 from .limits import init_limits
 from .settings import ApiSettings
-from .spec import build_spec, swagger_config
+from .spec import build_spec, protect_ui, swagger_config
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,13 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(write.bp)
+    app.register_blueprint(influx.bp)
     init_limits(app, settings)
-    if settings.swagger:
+    if settings.swagger or settings.swagger_ui:
         from flasgger import Swagger
 
-        Swagger(app, template=build_spec(settings, registry), config=swagger_config(), merge=False)
+        Swagger(app, template=build_spec(settings, registry), config=swagger_config(settings.swagger_ui),
+                merge=False)
+        if settings.swagger_ui:
+            protect_ui(app)
     return app

@@ -1,6 +1,7 @@
 """API-key authentication and scope checks for every ``/api/`` route.
 
-A key arrives as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. The result is cached on
+A key arrives as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` (and in the forms InfluxDB
+clients use, see :func:`presented_key`). The result is cached on
 ``flask.g`` so the rate limiter (which runs first) and the views check the key once per request.
 Keys are never logged.
 """
@@ -17,6 +18,8 @@ from .problems import Problem
 
 log = logging.getLogger(__name__)
 _UNSET = object()
+#: routes where a key may come as the ``p`` query parameter, as InfluxDB 1.x clients send credentials
+QUERY_KEY_PATHS = frozenset({"/write", "/query"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="eventsink", ApiKey header="X-API-Key"'}
 
 
@@ -27,14 +30,24 @@ def key_store() -> KeyStore:
 
 
 def presented_key() -> str | None:
-    """The key the client sent, if any."""
+    """The key the client sent, if any.
+
+    Besides ``X-API-Key`` and ``Authorization: Bearer``, the forms InfluxDB clients send:
+    ``Authorization: Token <key>`` (2.x), Basic auth with the key as password, and on ``/write`` and
+    ``/query`` the ``p`` query parameter (1.x; ``u`` is ignored).
+    """
     key = request.headers.get("X-API-Key")
     if key:
         return key.strip()
     auth = request.headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    scheme, value = scheme.lower(), value.strip()
+    if scheme in ("bearer", "token") and value:
+        return value
+    if scheme == "basic" and request.authorization is not None and request.authorization.password:
+        return request.authorization.password
+    if request.path in QUERY_KEY_PATHS:
+        return request.args.get("p") or None
     return None
 
 

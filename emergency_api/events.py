@@ -1,6 +1,7 @@
 """``POST /api/v1/events``: one CloudEvents-style object, or a JSON array of them.
 
-A client sends at least ``type`` and ``data``; it may send ``id`` (for idempotent retries), ``time``,
+A client sends at least ``type`` and ``data``; it may send ``id`` (for idempotent retries; published
+scoped to its key, see ``ApiKey.event_id``), ``time``,
 ``subject``, ``userid``, ``region`` and ``source`` (appended to the key's source). ``specversion``
 and ``datacontenttype`` may be sent if they hold the only values the API writes. Any other
 top-level field is refused. A batch is all-or-nothing: if one event is invalid, none is published.
@@ -9,14 +10,15 @@ top-level field is refused. A batch is all-or-nothing: if one event is invalid, 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, request
 
 from sink_lib.errors import EventValidationError
 
 from .auth import require_key, require_scope
+from .checks import source_problem, time_problem
 from .ingest import api_settings, publish, sink
 from .keys import ApiKey
 from .problems import Problem
@@ -27,7 +29,10 @@ JSON_TYPES = frozenset({"application/json", "application/cloudevents+json", "app
 OPTIONAL_STRINGS = {"id": 256, "time": 64, "subject": 1024, "userid": 256, "region": 64, "source": 256}
 FIXED = {"specversion": "1.0", "datacontenttype": "application/json"}
 ALLOWED = frozenset({"type", "data", *OPTIONAL_STRINGS, *FIXED})
-_SOURCE_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/%-]+$")
+# orjson turns integers past 64 bits into floats: a body with 19+ digits in a row goes to the stdlib.
+# (bytes.translate + ``in`` finds them several times faster than a regular expression.)
+_LONG_RUN = b"0" * 19
+_DIGITS_AS_ZERO = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
 
 
 def source_of(key: ApiKey, client_source: str | None) -> str:
@@ -58,8 +63,8 @@ def check_envelope(index: int, item: Any) -> list[dict[str, Any]]:
         if name in item and item[name] != fixed:
             errors.append({"index": index, "field": name, "message": f"must be {fixed!r}"})
     source = item.get("source")
-    if isinstance(source, str) and source and not _SOURCE_PATH.match(source):
-        errors.append({"index": index, "field": "source", "message": "must be a URI path"})
+    if isinstance(source, str) and source and (reason := source_problem(source)):
+        errors.append({"index": index, "field": "source", "message": reason})
     return errors
 
 
@@ -68,6 +73,11 @@ def read_json_body() -> Any:
     if request.mimetype not in JSON_TYPES:
         raise Problem(415, "send the events as Content-Type: application/json")
     raw = request.get_data(cache=False)
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
+        try:  # orjson is several times faster; whatever it refuses, the stdlib decides (same results)
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -91,6 +101,8 @@ def post_events() -> Response:
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         errors.extend(check_envelope(index, item))
+        if isinstance(item, dict) and (reason := time_problem(item.get("time"), settings)):
+            errors.append({"index": index, "field": "time", "message": reason})
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     require_scope(key, ((i, item["type"]) for i, item in enumerate(items) if isinstance(item["type"], str)))
@@ -99,7 +111,7 @@ def post_events() -> Response:
     for index, item in enumerate(items):
         try:
             prepared.append(out.prepare(
-                item["type"], item["data"], source=source_of(key, item.get("source")), id=item.get("id"),
+                item["type"], item["data"], source=source_of(key, item.get("source")), id=key.event_id(item.get("id")),
                 time=item.get("time"), subject=item.get("subject"), userid=item.get("userid"),
                 region=item.get("region"),
             ))
@@ -108,5 +120,5 @@ def post_events() -> Response:
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     publish(prepared, "events")
-    body_out = json.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
+    body_out = orjson.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
     return Response(body_out, status=202, mimetype="application/json")

@@ -1,8 +1,9 @@
 """Hand accepted events to the app's EventSink and keep the promise behind a 2xx.
 
 ``submit(..., wait=...)`` returns once every event is broker-confirmed or durably in the local
-spool; when that cannot happen in time, or the spool is full, the request gets 503 with Retry-After
-and nothing is reported as accepted.
+spool (with ``EVENTSINK_API_ACCEPT_ON=spool``, ``spool_submit`` returns once every event is fsync'd
+in the spool, group-committed with concurrent requests); when that cannot happen in time, or the
+spool is full, the request gets 503 with Retry-After and nothing is reported as accepted.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Sink(Protocol):
 
     def prepare(self, type: str, data: dict[str, Any], **kwargs: Any) -> Any: ...
     def submit(self, events: Sequence[Any], *, wait: float | None = None) -> None: ...
+    def spool_submit(self, events: Sequence[Any], *, wait: float) -> None: ...
     def ready(self) -> bool: ...
     def stats(self) -> dict[str, Any]: ...
     def close(self, timeout: float = 10.0) -> None: ...
@@ -49,7 +51,10 @@ def publish(prepared: Sequence[Any], endpoint: str) -> None:
     settings = api_settings()
     unavailable = {"Retry-After": str(settings.retry_after_s)}
     try:
-        sink().submit(prepared, wait=settings.publish_timeout_s)
+        if settings.accept_on == "spool":
+            sink().spool_submit(prepared, wait=settings.publish_timeout_s)
+        else:
+            sink().submit(prepared, wait=settings.publish_timeout_s)
     except PublishTimeout as exc:
         log.warning("%d event(s) not confirmed or spooled in time: %s", len(prepared), exc)
         raise Problem(503, "events were not confirmed or spooled in time; retry later with the same ids",

@@ -3,7 +3,7 @@
 A key reads ``es_<id>_<secret>``: ``id`` (12 hex digits) is public and finds the entry in O(1),
 ``secret`` is 32 random bytes. The file stores only ``sha256(key)``; keys are high-entropy random
 tokens, so a slow password KDF would add latency to every request without adding security.
-The file is JSON, written atomically (temporary file, fsync, rename) with mode 0600::
+The file is JSON, written atomically (temporary file, fsync, rename, fsync of the folder) with mode 0600::
 
     {"version": 1, "keys": [{"id": "3f2a...", "name": "monitor-us-east", "hash": "sha256:...",
       "scopes": ["health.*"], "created": "2026-...Z", "revoked": null}]}
@@ -23,6 +23,7 @@ import re
 import secrets
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ from sink_lib.event import now_rfc3339
 
 KEY_PREFIX = "es"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# Client-chosen event ids are published as uuid5(CLIENT_ID_NAMESPACE, "<key id>/<client id>"): one key
+# cannot publish (or pre-empt as a duplicate) an id another key's events carry, and a retry with the
+# same key and id still publishes the same id.
+CLIENT_ID_NAMESPACE = uuid.UUID("df507a6c-4351-5be6-97af-6387206e605a")
 _KEY_SHAPE = re.compile(r"^es_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -54,6 +59,12 @@ class ApiKey:
         """True when one of the key's scopes (fnmatch patterns) matches ``event_type``."""
         return _scope_matcher(self.scopes)(event_type) is not None
 
+    def event_id(self, client_id: str | None) -> str | None:
+        """The id an event the client sent with ``client_id`` is published under (None stays None)."""
+        if client_id is None:
+            return None
+        return str(uuid.uuid5(CLIENT_ID_NAMESPACE, f"{self.id}/{client_id}"))
+
     def to_json(self) -> dict[str, Any]:
         """The entry as stored in the file."""
         out = asdict(self)
@@ -74,7 +85,7 @@ def hash_key(key: str) -> str:
 
 def split_key(key: str) -> str | None:
     """The public id of a well-formed key, or None."""
-    match = _KEY_SHAPE.match(key)
+    match = _KEY_SHAPE.fullmatch(key)
     return match.group(1) if match else None
 
 
@@ -168,7 +179,7 @@ def read_keys(path: Path) -> list[ApiKey]:
 
 
 def write_keys(path: Path, keys: Sequence[ApiKey]) -> None:
-    """Replace the keys file atomically with mode 0600."""
+    """Replace the keys file atomically with mode 0600, durably (the file and its folder are fsync'd)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"version": 1, "keys": [k.to_json() for k in keys]}, indent=2) + "\n"
@@ -184,6 +195,16 @@ def write_keys(path: Path, keys: Sequence[ApiKey]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: without this a crash can bring back the old keys file."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -197,7 +218,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def create_key(path: Path, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
     """Add a key named ``name``; return its entry and the key (shown once, never stored)."""
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise KeyFileError(f"invalid name {name!r}: 1-64 of a-z 0-9 _ . - starting with a letter or digit")
     if not scopes:
         raise KeyFileError("give at least one --scope (a type pattern such as 'health.*')")

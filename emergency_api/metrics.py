@@ -27,6 +27,10 @@ from prometheus_client import (
 from .problems import reason_of
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Label values come from fixed sets so no client can grow the series count (or /metrics) at will:
+# routes are the app's own rules or "unmatched", methods these or "other", statuses the server's.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 REQUESTS = Counter("eventsink_api_requests_total", "HTTP requests by route, method and status.",
                    ["route", "method", "status"])
@@ -92,7 +96,8 @@ def _start() -> None:
 
 def _finish(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+    REQUESTS.labels(route, method, str(response.status_code)).inc()
     started = g.get("started")
     if started is not None:
         LATENCY.labels(route).observe(time.perf_counter() - started)

@@ -1,7 +1,9 @@
 """RFC 7807 problem details: every error the API returns is ``application/problem+json``.
 
 Views raise :class:`Problem`; HTTP errors raised by Flask and werkzeug (404, 405, 413, ...) and
-unexpected exceptions are turned into problems here, in one place. A 500 never carries details.
+unexpected exceptions are turned into problems here, in one place. A 500 never carries details. An
+``errors`` list is cut to its first :data:`MAX_ERRORS` entries and ``errors_omitted`` counts the rest,
+so a request of thousands of bad events cannot make an answer of megabytes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from werkzeug.exceptions import HTTPException
 
 PROBLEM_TYPE_BASE = "https://eventsink.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+#: most entries of ``errors`` in one answer; ``errors_omitted`` says how many more there were
+MAX_ERRORS = 100
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,9 @@ def problem_response(
         "detail": detail,
     }
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = errors[:MAX_ERRORS]
+        if len(errors) > MAX_ERRORS:
+            body["errors_omitted"] = len(errors) - MAX_ERRORS
     body.update(extensions or {})
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():

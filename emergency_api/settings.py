@@ -7,6 +7,7 @@ is ``EVENTSINK_API_KEYS_FILE``, the name DESIGN.md gives it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,8 +39,25 @@ class ApiSettings(BaseSettings):
     max_lines: int = Field(
         5000, gt=0, description="Most lines in one POST /api/v1/write (Telegraf sends 1000 by default)."
     )
+    max_time_past_s: int = Field(
+        30 * 86400, gt=0,
+        description="Oldest event time accepted, in seconds before now (default 30 days); older gets 422.",
+    )
+    max_time_future_s: int = Field(
+        600, gt=0,
+        description="Latest event time accepted, in seconds after now (clock skew; default 10 min); later gets 422.",
+    )
+    max_line_length: int = Field(
+        64 * 1024, gt=0, description="Longest line of line protocol in characters; longer lines are refused."
+    )
     publish_timeout_s: float = Field(
         10.0, gt=0, description="How long a request waits for its events to be confirmed or spooled."
+    )
+    accept_on: Literal["confirm", "spool"] = Field(
+        "confirm",
+        description="What a 2xx waits for: every event broker-confirmed (confirm), or every event fsync'd "
+                    "in the local spool, group-committed with concurrent requests, then published from there "
+                    "(spool).",
     )
     retry_after_s: int = Field(
         5, ge=1, description="Retry-After seconds sent with 503 when events could not be accepted."
@@ -55,7 +73,12 @@ class ApiSettings(BaseSettings):
     workers: int = Field(2, gt=0, description="gunicorn worker processes.")
     worker_class: str = Field("gthread", description="gunicorn worker class.")
     threads: int = Field(16, gt=0, description="Threads per gunicorn worker (gthread).")
-    swagger: bool = Field(True, description="Serve the Swagger UI at /apidocs/ and the spec at /apispec.json.")
+    swagger: bool = Field(True, description="Serve the OpenAPI spec at /apispec.json.")
+    swagger_ui: bool = Field(
+        False,
+        description="Serve the Swagger UI at /apidocs/ (development: the bundled swagger-ui reads ?url=, so the "
+                    "page is sent with a policy that lets it fetch from the API's own origin only).",
+    )
 
     @field_validator("rate_limit")
     @classmethod

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask, Response, request
+
+from sink_lib.lineprotocol import PRECISIONS
 from sink_lib.registry import TYPE_PATTERN, TypeRegistry
 
-from .events import _SOURCE_PATH, OPTIONAL_STRINGS
-from .lineprotocol import PRECISIONS
+from . import influx_spec
+from .checks import SOURCE_PATH
+from .events import OPTIONAL_STRINGS
 from .problems import PROBLEM_CONTENT_TYPE
 from .settings import ApiSettings
 
@@ -50,9 +54,11 @@ def _event_schema(types: list[str]) -> dict[str, Any]:
     }
     for name, limit in OPTIONAL_STRINGS.items():
         props[name] = {"type": "string", "minLength": 1, "maxLength": limit}
-    props["id"]["description"] = "Unique id (default: a new uuid4); resend the same id when retrying."
+    props["id"]["description"] = ("Your id for the event; resend the same id when retrying. It is published "
+                                  "scoped to your key (uuid5, see the README); the answer lists the ids "
+                                  "published. Default: a new random uuid4.")
     props["time"].update(format="date-time", description="RFC 3339 time (default: time of arrival).")
-    props["source"].update(pattern=_SOURCE_PATH.pattern,
+    props["source"].update(pattern=SOURCE_PATH.pattern,
                            description="Appended to the key's source: /api/<key name>/<source>.")
     props["specversion"] = {"type": "string", "enum": ["1.0"]}
     props["datacontenttype"] = {"type": "string", "enum": ["application/json"]}
@@ -118,6 +124,7 @@ def build_spec(settings: ApiSettings, registry: TypeRegistry) -> dict[str, Any]:
             "securitySchemes": {
                 "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "BearerKey": {"type": "http", "scheme": "bearer"},
+                **influx_spec.SCHEMES,
             },
             "schemas": {
                 "Event": _event_schema(registry.names()),
@@ -159,6 +166,7 @@ def build_spec(settings: ApiSettings, registry: TypeRegistry) -> dict[str, Any]:
                     **COMMON_ERRORS,
                 },
             }},
+            **influx_spec.influx_paths(),
             "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {
                 "200": {"description": "Up.", "content": {"application/json": {"schema": {"type": "object"}}}},
                 "500": COMMON_ERRORS["500"]}}},
@@ -175,14 +183,33 @@ def build_spec(settings: ApiSettings, registry: TypeRegistry) -> dict[str, Any]:
     }
 
 
-def swagger_config() -> dict[str, Any]:
-    """flasgger configuration: spec at /apispec.json, UI at /apidocs/, no docstring scanning."""
+def swagger_config(ui: bool) -> dict[str, Any]:
+    """flasgger configuration: spec at /apispec.json, UI at /apidocs/ when ``ui``, no docstring scanning."""
     return {
         "headers": [],
         "openapi": "3.0.3",
         "specs": [{"endpoint": "apispec", "route": "/apispec.json",
                    "rule_filter": lambda rule: False, "model_filter": lambda tag: False}],
         "static_url_path": "/flasgger_static",
-        "swagger_ui": True,
+        "swagger_ui": ui,
         "specs_route": "/apidocs/",
     }
+
+
+# flasgger's swagger-ui predates ``queryConfigEnabled`` and takes ?url= / ?configUrl= from the link, so a
+# crafted link would show another spec (and its scripted content) on the API's origin. The policy lets
+# the page fetch from its own origin only; its inline start-up script needs 'unsafe-inline'.
+UI_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+             "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+UI_PATHS = ("/apidocs", "/flasgger_static/")
+
+
+def protect_ui(app: Flask) -> None:
+    """Send the Swagger UI's pages with :data:`UI_POLICY`."""
+
+    @app.after_request
+    def _policy(response: Response) -> Response:
+        if request.path.startswith(UI_PATHS):
+            response.headers["Content-Security-Policy"] = UI_POLICY
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -9,8 +9,10 @@ batch sent again after a lost answer is recognisable downstream.
 Outcomes of a POST:
 
 - 2xx: delivered, removed from the spool.
-- connection error, timeout, 408, 429, 5xx (503 included): the batch stays in the spool; the next
+- connection error, timeout, 408, 429, 5xx (503 included), 3xx: the batch stays in the spool; the next
   attempt waits for Retry-After when given, else an exponential backoff up to ``retry_max_s``.
+- a redirect (3xx) is never followed, since the key would go along to the host it names; it is
+  logged at ERROR and retried like an outage until ``api_url`` is fixed.
 - another 4xx: the API refuses the events for good. A batch of several is retried one event at a
   time so only the bad ones are refused; those are written with the problem detail to the
   ``rejected_file`` (JSON lines), logged at ERROR and counted, and removed from the spool.
@@ -233,6 +235,12 @@ class Reporter:
             return "retry", None, f"unreachable: {exc}"
         if 200 <= answer.status < 300:
             return "sent", answer, ""
+        if 300 <= answer.status < 400:
+            # not followed: the key goes to the configured API only; the events wait for a fixed api_url
+            where = answer.headers.get("location", "(no Location)")
+            log.error("the emergency API answered a redirect (HTTP %d) to %s, not followed with the API key; "
+                      "set api_url to the API's own address", answer.status, where)
+            return "retry", answer, f"HTTP {answer.status} redirect to {where}, not followed"
         detail = f"HTTP {answer.status}: {_problem(answer)}"
         if answer.status in (408, 429) or answer.status >= 500:
             return "retry", answer, detail

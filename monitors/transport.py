@@ -32,7 +32,11 @@ class TransportError(Exception):
 
 
 class RequestsTransport:
-    """The default transport: a ``requests`` session with connection reuse."""
+    """The default transport: a ``requests`` session with connection reuse.
+
+    Redirects are never followed: ``requests`` would resend the ``X-API-Key`` header to whatever host
+    a redirect names. A 3xx comes back as the answer and the reporter keeps the events.
+    """
 
     def __init__(self) -> None:
         import requests
@@ -43,7 +47,7 @@ class RequestsTransport:
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
         """POST with the session, turning requests' errors into TransportError."""
         try:
-            resp = self._session.post(url, data=body, headers=headers, timeout=timeout)
+            resp = self._session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
         except self._requests.RequestException as exc:
             raise TransportError(str(exc)) from exc
         return Answer(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content)

@@ -43,6 +43,7 @@ class AsyncEventSink:
         self.registry = registry if registry is not None else default_registry()
         self.confirm_timeout_s = confirm_timeout_s
         self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
+        self._spool.check_directory()
         self._nodes = BrokerNodes(self.settings.amqp_url, shuffle=self.settings.amqp_shuffle)
         self.node: str | None = None  # host:port of the node in use, None while not connected
         self._connection: aio_pika.abc.AbstractConnection | None = None
@@ -155,7 +156,10 @@ class AsyncEventSink:
         message = aio_pika.Message(body, content_type=CONTENT_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                    message_id=event_id, type=event_type, timestamp=timestamp)
         try:
-            await exchange.publish(message, routing_key="", timeout=self.confirm_timeout_s)
+            # asyncio.timeout() instead of publish(timeout=...): aio-pika's timeout wraps every publish
+            # in asyncio.wait_for, which costs an extra task per event
+            async with asyncio.timeout(self.confirm_timeout_s):
+                await exchange.publish(message, routing_key="")
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPException, RuntimeError) as exc:
             log.warning("publish of %s not confirmed (%r); spooling it", event_id, exc)
             return False

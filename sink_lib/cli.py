@@ -1,7 +1,7 @@
 """The ``eventsink`` command line.
 
-Commands owned by other packages (``api``, ``keys``, ``worker``, ``status``, ``dead``, ``monitor``)
-are imported only when used, so ``eventsink emit`` works with just sink_lib's dependencies installed.
+Commands owned by other packages (``api``, ``keys``, ``worker``, ``status``, ``dead``, ``monitor``) and
+``spool`` are imported only when used, so ``eventsink emit`` works with just sink_lib's dependencies installed.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ LAZY_COMMANDS = {
     "status": ("workers.cli:status", "Per worker queue: depth, consumers, dead letters."),
     "dead": ("workers.cli:dead", "List and replay dead-lettered events."),
     "monitor": ("monitors.cli:monitor", "Run the uptime and latency monitor of a region."),
+    "spool": ("sink_lib.spool_cli:spool", "See and replay the local spool of events waiting for RabbitMQ."),
 }
 
 
@@ -152,6 +153,38 @@ def topology_declare(workers: tuple[str, ...]) -> None:
     click.echo(f"exchange {settings.exchange} (fanout, durable)")
     for queue in declared:
         click.echo(f"queue {queue} ({settings.queue_type}, dead letters -> {queue}.dead)")
+
+
+@topology.command("delete")
+@click.option("--worker", "workers", multiple=True, required=True, help="Worker whose queues to delete (repeatable).")
+@click.option("--force", is_flag=True, help="Delete even with consumers attached, messages or dead letters in them.")
+def topology_delete(workers: tuple[str, ...], force: bool) -> None:
+    """Delete the queue of each worker, events.NAME, and its dead-letter queue events.NAME.dead.
+
+    Refuses while the queue has a consumer or messages, or dead letters wait (unless --force): events
+    that landed there since the worker stopped would be lost. Events keep being published to the
+    exchange; only this worker stops receiving them.
+    """
+    from .teardown import delete_worker_queues
+
+    settings = load_settings()
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # our errors say what failed
+    failed = False
+    for worker in workers:
+        try:
+            gone = delete_worker_queues(settings, worker, force=force)
+        except EventSinkError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed = True
+            continue
+        for queue, count, what in ((gone.queue, gone.messages, "message(s)"),
+                                   (gone.dead_queue, gone.dead_letters, "dead letter(s)")):
+            if count is None:
+                click.echo(f"queue {queue} did not exist")
+            else:
+                click.echo(f"deleted queue {queue} ({count} {what} dropped)")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,12 +7,16 @@
     ├── EventValidationError        an event was refused before anything was published
     │                               (``.errors`` lists ``{"field", "message"}`` pairs)
     ├── BrokerError                 RabbitMQ could not be reached or refused an operation
-    │   └── TopologyError           declaring exchanges or queues failed
+    │   └── TopologyError           declaring or deleting exchanges or queues failed
+    │       └── QueueInUseError     a queue to delete has consumers, messages or dead letters
     ├── SpoolError                  the local durable spool could not take or give events
-    │   └── SpoolFullError          the spool reached its size limit or the disk is full
+    │   ├── SpoolFullError          the spool reached its size limit or the disk is full
+    │   └── UnsafeSpoolDirError     the spool directory is open to other users (also a ConfigurationError)
     ├── QueueFullError              the in-memory queue and the spool could not take an event
     ├── PublishTimeout              events were not confirmed or spooled in time
-    └── SinkClosedError             emit() on a sink that was closed
+    ├── SinkClosedError             emit() on a sink that was closed
+    └── LineProtocolError           text that is not valid InfluxDB line protocol, or a point that
+                                    cannot be written as a line (sink_lib.lineprotocol; a ValueError)
 
 Errors from pika, aio-pika and sqlite3 are re-raised as these types ``from`` the cause.
 """
@@ -56,7 +60,11 @@ class BrokerError(EventSinkError):
 
 
 class TopologyError(BrokerError):
-    """Declaring the exchange, queues or dead-letter queues failed."""
+    """Declaring or deleting the exchange, queues or dead-letter queues failed."""
+
+
+class QueueInUseError(TopologyError):
+    """A worker's queue has consumers, messages or dead letters, and deleting it was not forced."""
 
 
 class SpoolError(EventSinkError):
@@ -65,6 +73,13 @@ class SpoolError(EventSinkError):
 
 class SpoolFullError(SpoolError):
     """The spool is at its configured size limit, or the disk under it is full."""
+
+
+class UnsafeSpoolDirError(SpoolError, ConfigurationError):
+    """The spool directory, or a folder above it, lets another user read or swap the spooled events.
+
+    The message names ``EVENTSINK_SPOOL_DIR``; nothing is written there.
+    """
 
 
 class QueueFullError(EventSinkError):

@@ -91,6 +91,8 @@ class Publisher(threading.Thread):
         self._polling = False
         self._last_active = 0.0
         self._pipe_waker: Any = None
+        self._retry_now = threading.Event()
+        self.sessions_ended = 0  # connections (or attempts) that ended; close() watches it
 
     # -- thread --------------------------------------------------------------------------------
 
@@ -125,6 +127,22 @@ class Publisher(threading.Thread):
                 connection.ioloop.add_callback_threadsafe(self._close)
         with self.outbox.lock:
             self.outbox.cond.notify_all()
+
+    def deliver_spool_now(self) -> int:
+        """Replay the spool at once: now if connected, else by reconnecting without waiting out the backoff.
+
+        Thread-safe. Returns ``sessions_ended`` as it was, so a caller can tell when the attempt ended.
+        """
+        ended = self.sessions_ended
+        self._spool_maybe = True
+        self._retry_now.set()
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(Exception):  # the loop may be gone already: the next one replays
+                connection.ioloop.add_callback_threadsafe(self._pump)
+        with self.outbox.lock:
+            self.outbox.cond.notify_all()
+        return ended
 
     # -- online --------------------------------------------------------------------------------
 
@@ -189,6 +207,7 @@ class Publisher(threading.Thread):
         if self._write is not None and isinstance(body_max, int):
             self._encoder = PublishEncoder(self._channel.channel_number, self.settings.exchange, body_max)
         self._backoff.reset()
+        self._retry_now.clear()
         self._nodes.succeeded()
         self._was_ready = True
         self.node = self._nodes.label
@@ -381,6 +400,7 @@ class Publisher(threading.Thread):
             except SpoolError as exc:
                 log.error("cannot release spool claims (they return after the lease): %s", exc)
         self._polling = False
+        self.sessions_ended += 1
         with self.outbox.lock:
             self.outbox.connected = False
             self.outbox.waker = self._wake_offline
@@ -401,11 +421,12 @@ class Publisher(threading.Thread):
         while not self._stopping.is_set():
             self._spool_memory()
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._retry_now.is_set():
+                self._retry_now.clear()
                 return
             with self.outbox.lock:
                 self.outbox.wake_pending = False
-                if not self.outbox.items and not self._stopping.is_set():
+                if not self.outbox.items and not self._stopping.is_set() and not self._retry_now.is_set():
                     self.outbox.cond.wait(remaining)
 
     def _spool_memory(self, final: bool = False) -> None:

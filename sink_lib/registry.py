@@ -70,9 +70,10 @@ class TypeRegistry:
         Unknown types pass when ``data`` is a JSON object and ``strict`` is false. JSON
         serialisability of values is checked when the event is encoded.
         """
-        check_type_name(name)
-        model = self._models.get(name)
+        # a registered name was checked when it was registered; anything else is checked here
+        model = self._models.get(name) if isinstance(name, str) else None
         if model is None:
+            check_type_name(name)
             if strict:
                 raise EventValidationError.single("type", f"unknown event type {name!r}", name)
             if not isinstance(data, dict):
@@ -101,7 +102,7 @@ class TypeRegistry:
 
 def check_type_name(name: object) -> None:
     """Raise EventValidationError unless ``name`` is a dotted lowercase type name."""
-    if not isinstance(name, str) or not TYPE_PATTERN.match(name) or len(name) > 128:
+    if not isinstance(name, str) or not TYPE_PATTERN.fullmatch(name) or len(name) > 128:
         raise EventValidationError.single(
             "type",
             "must be a dotted lowercase name such as 'storage.file.uploaded' (at most 128 characters)",

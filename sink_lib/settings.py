@@ -68,6 +68,11 @@ class SinkSettings(BaseSettings):
     queue_type: Literal["quorum", "classic"] = Field("quorum", description="Type of the per-worker queues.")
     delivery_limit: int = Field(5, gt=0, description="Quorum delivery limit before a message is dead-lettered.")
     api_keys_file: Path | None = Field(None, description="Keys file of the emergency API.")
+    management_url: str | None = Field(
+        None,
+        description="RabbitMQ management API (http://user:password@host:15672), read by `eventsink status` to "
+        "list other queues bound to the exchange; default: the first AMQP host, port 15672, same credentials.",
+    )
 
     @field_validator("amqp_url")
     @classmethod

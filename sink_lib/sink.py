@@ -32,12 +32,14 @@ from .errors import (
     SinkClosedError,
     SpoolError,
 )
+from .groupcommit import GroupCommitSpool, spooled_directly
 from .outbox import Item, Outbox, Ticket
 from .prepared import PreparedEvent, prepare_event
 from .publisher import Publisher
 from .registry import TypeRegistry, default_registry
 from .settings import SinkSettings
 from .spool import Spool
+from .spool_delivery import count_left, deliver_spool
 
 log = logging.getLogger("sink_lib")
 
@@ -56,10 +58,16 @@ class EventSink:
         self.settings = settings if settings is not None else SinkSettings.load()
         self.registry = registry if registry is not None else default_registry()
         self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
+        self._spool.check_directory()
+        self._group_spool = GroupCommitSpool(self._spool)
         self._start_lock = threading.Lock()
         self._reset()
         self._closed = False
+        self._left = 0
         _live_sinks.add(self)
+        # Start now, not at the first emit: events a previous process left in the spool are replayed
+        # even by a process that never emits.
+        self._start()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
@@ -118,10 +126,20 @@ class EventSink:
         self._enqueue(events, ticket)
         if ticket is None or wait is None:
             return
-        if not ticket.done.wait(wait):
+        if not ticket.wait(wait):
             raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
         if ticket.error is not None:
             raise ticket.error
+
+    def spool_submit(self, events: Sequence[PreparedEvent], *, wait: float) -> None:
+        """Write events to the durable spool (fsync'd, group-committed with concurrent callers) and return;
+        the publisher sends them from there. Raises the spool's error or PublishTimeout."""
+        if self._closed:
+            raise SinkClosedError("this EventSink is closed")
+        if self._publisher is None or self._pid != os.getpid():
+            self._start()
+        self._group_spool.append([(e.id, e.body) for e in events], wait)
+        spooled_directly(self._outbox, self._publisher, len(events))
 
     def _enqueue(self, events: Sequence[PreparedEvent], ticket: Ticket | None) -> None:
         if self._closed:
@@ -208,14 +226,22 @@ class EventSink:
                 outbox.waiters -= 1
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Flush for up to ``timeout`` seconds, spool what is left, stop the publisher."""
+    def close(self, timeout: float = 10.0) -> int:
+        """Deliver for up to ``timeout`` seconds, spool what is left, stop the publisher.
+
+        Waits for the events in memory and, while RabbitMQ is reachable, for the spool too
+        (:mod:`sink_lib.spool_delivery`). Returns the events left in the spool (0: none), logged as a
+        WARNING when not 0.
+        """
         if self._closed:
-            return
+            return self._left
+        deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._closed = True
         publisher = self._publisher
         if publisher is not None and self._pid == os.getpid():
+            if flushed and publisher.is_alive():
+                deliver_spool(publisher, self._outbox, self._spool, deadline)
             publisher.stop()
             publisher.join(max(1.0, min(timeout, 5.0)))
             if publisher.is_alive():
@@ -225,8 +251,10 @@ class EventSink:
             stats = self.stats()
             log.warning("closed before every event was confirmed: %d spooled, %d dropped",
                         stats["spooled"], stats["dropped"])
+        self._left = count_left(self._spool)
         self._spool.close()
         _live_sinks.discard(self)
+        return self._left
 
     def _spool_leftovers(self) -> None:
         outbox = self._outbox

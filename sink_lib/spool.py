@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import SpoolError, SpoolFullError
+from .private_dir import ensure_private_dir, make_private_file
 
 log = logging.getLogger(__name__)
 _spools: weakref.WeakSet[Spool] = weakref.WeakSet()
@@ -63,6 +64,16 @@ class Spool:
         self._owner = ""
         _spools.add(self)
 
+    def check_directory(self) -> None:
+        """Create the spool's directory (0700) now; raise UnsafeSpoolDirError if others could tamper with it.
+
+        A directory that cannot be created is only logged here: the spool reports it when first used.
+        """
+        try:
+            ensure_private_dir(self.path.parent)
+        except OSError as exc:
+            log.warning("spool directory %s cannot be created: %s", self.path.parent, exc)
+
     def _after_fork(self) -> None:
         # A thread of the parent may have held the lock at fork(): the child starts with a fresh one,
         # and must not touch the parent's SQLite handle (it opens its own on first use).
@@ -77,11 +88,16 @@ class Spool:
             self._pid = os.getpid()
             self._owner = f"{self._pid}:{uuid.uuid4().hex[:8]}"
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                ensure_private_dir(self.path.parent)
+                make_private_file(self.path)  # SQLite gives its -wal and -shm files the same mode
                 conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
+                for suffix in ("-wal", "-shm"):  # left looser by an older version: tighten
+                    sidecar = self.path.with_name(self.path.name + suffix)
+                    if sidecar.exists():
+                        make_private_file(sidecar)
             except (OSError, sqlite3.Error) as exc:
                 raise _wrap(exc, f"cannot open spool {self.path}") from exc
             self._conn = conn
@@ -210,6 +226,16 @@ class Spool:
             except sqlite3.Error as exc:
                 raise _wrap(exc, f"cannot read spool {self.path}") from exc
 
+    def deliverable(self) -> int:
+        """Records this process could deliver now: all but those claimed by another live process."""
+        with self._lock:
+            try:
+                db = self._db()
+                owners = db.execute("SELECT owner, COUNT(*) FROM events GROUP BY owner").fetchall()
+            except sqlite3.Error as exc:
+                raise _wrap(exc, f"cannot read spool {self.path}") from exc
+        return sum(n for owner, n in owners if owner is None or owner == self._owner or not owner_alive(owner))
+
     def writable(self) -> bool:
         """True when the spool can be opened for writing and is below its limit."""
         try:
@@ -238,6 +264,11 @@ def _reinit_spools_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_reinit_spools_in_child)
+
+
+def owner_alive(owner: str) -> bool:
+    """True when the process that holds a claim (``"<pid>:<tag>"``) is still running on this host."""
+    return _alive(int(owner.split(":", 1)[0]))
 
 
 def _alive(pid: int) -> bool:

@@ -20,12 +20,22 @@ class EventData(BaseModel):
 
 
 class FileStored(EventData):
-    """``storage.file.uploaded`` / ``storage.file.deleted``: one file and its size."""
+    """``storage.file.deleted`` / ``storage.file.archived`` / ``storage.file.unarchived``: one file and its size."""
 
     file_id: str = NonEmpty
     dataset_id: str | None = None
     space_id: str | None = None
     bytes: int = Field(ge=0)
+
+
+class FileUploaded(FileStored):
+    """``storage.file.uploaded``: like :class:`FileStored`, but ``file_id`` may be absent.
+
+    Some producers announce an upload before the file has an id of its own (Clowder's upload events
+    name the dataset and the size, not the file).
+    """
+
+    file_id: str | None = Field(None, min_length=1, max_length=1024)  # type: ignore[assignment]
 
 
 class Extraction(EventData):
@@ -70,6 +80,14 @@ class ExtractorSubmitted(EventData):
     extractor: str = NonEmpty
     resource_type: ResourceType
     resource_id: str = NonEmpty
+
+
+class UserActivity(EventData):
+    """``activity.user.signed_up`` / ``activity.user.logged_in``: the user is the event's ``userid``.
+
+    ``data`` is an empty object: who signed up or logged in is the envelope's ``userid`` extension,
+    so privacy rules for user ids apply to it like to every other event.
+    """
 
 
 class ApiCalled(EventData):
@@ -126,8 +144,10 @@ class Connections(EventData):
 
 
 BUILTIN_TYPES: dict[str, type[EventData]] = {
-    "storage.file.uploaded": FileStored,
+    "storage.file.uploaded": FileUploaded,
     "storage.file.deleted": FileStored,
+    "storage.file.archived": FileStored,
+    "storage.file.unarchived": FileStored,
     "extraction.queued": Extraction,
     "extraction.started": Extraction,
     "extraction.finished": Extraction,
@@ -136,6 +156,8 @@ BUILTIN_TYPES: dict[str, type[EventData]] = {
     "traffic.resource.downloaded": ResourceDownloaded,
     "activity.resource.viewed": ResourceViewed,
     "activity.extractor.submitted": ExtractorSubmitted,
+    "activity.user.signed_up": UserActivity,
+    "activity.user.logged_in": UserActivity,
     "traffic.api.called": ApiCalled,
     "health.ping": Ping,
     "health.http": HttpCheck,

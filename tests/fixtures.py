@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +16,7 @@ import requests
 
 from sink_lib.settings import SinkSettings
 
-from .support import IN_CI, INFLUXDB_URL, RABBITMQ_URL, rabbitmq_ready
+from .support import IN_CI, INFLUXDB_URL, RABBITMQ_URL, not_here, port_open, rabbitmq_ready, wait_for
 
 
 def _unavailable(what: str) -> None:
@@ -92,3 +96,49 @@ def spool_dir(tmp_path: Path) -> Path:
 def sink_settings(exchange: str, spool_dir: Path, rabbitmq_url: str) -> SinkSettings:
     """Settings pointing at the real broker, a fresh exchange and a private spool."""
     return SinkSettings(amqp_url=rabbitmq_url, exchange=exchange, spool_dir=spool_dir, exit_timeout_s=5.0)
+
+
+REAL_MONGODB_URL = os.environ.get("EVENTSINK_TEST_MONGODB_URL", "")
+MONGODB_STAND_IN = shutil.which("nx-27017")
+NO_MONGODB_SERVER = "no MongoDB server: set EVENTSINK_TEST_MONGODB_URL, or install nx-27017 (dev extra)"
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a server speaking the MongoDB protocol in another process: ``EVENTSINK_TEST_MONGODB_URL``, or
+    a private nx-27017 (a wire-protocol stand-in backed by SQLite, from the dev extra) for the session."""
+    if REAL_MONGODB_URL:
+        yield REAL_MONGODB_URL
+        return
+    if MONGODB_STAND_IN is None:
+        not_here(NO_MONGODB_SERVER)
+    folder = tmp_path_factory.mktemp("nx27017")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [
+        MONGODB_STAND_IN, "--data-dir", str(folder), "--host", "127.0.0.1", "--port", str(port),
+        "--log-file", str(folder / "server.log"), "--pid-file", str(folder / "server.pid"),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), 30, 0.1, what="the nx-27017 stand-in to listen")
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+SERVICE_FIXTURES = {"rabbitmq_url": "rabbitmq", "influxdb_url": "influxdb"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test reaching a service through its fixture must carry that service's marker, so that
+    ``-m "not rabbitmq and not influxdb"`` (``make test-fast``) really needs no service."""
+    unmarked = [
+        f"{item.nodeid} uses {fixture} without @pytest.mark.{marker}"
+        for item in items
+        for fixture, marker in SERVICE_FIXTURES.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests missing their service marker:\n  " + "\n  ".join(unmarked))

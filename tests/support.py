@@ -8,13 +8,22 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import pika
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 RABBITMQ_URL = os.environ.get("EVENTSINK_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 INFLUXDB_URL = os.environ.get("EVENTSINK_TEST_INFLUXDB_URL", "http://127.0.0.1:8086")
+
+
+def not_here(reason: str) -> NoReturn:
+    """A test cannot run on this machine: skip it locally, fail it in CI (``CI=true``), never skip silently."""
+    import pytest
+
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:

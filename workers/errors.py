@@ -7,7 +7,9 @@
     │                     listed events) was written; the runtime backs off and retries, no dead letters
     ├── RejectEvents      permanent for the listed events: they go to the dead-letter queue with their
     │                     reason; every other event of the batch counts as written (unless in retry_ids)
-    └── PluginError       a plugin could not be loaded or configured
+    ├── PluginError       a plugin could not be loaded or configured
+    └── ClowderMessageError  a Clowder event-sink message that cannot be converted (also an
+                          EventValidationError, so the runtime dead-letters it with the reason)
 
 Returning normally from ``write`` means every event of the batch was accepted by the destination.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sink_lib.errors import EventSinkError
+from sink_lib.errors import EventSinkError, EventValidationError
 
 
 class WorkerError(EventSinkError):
@@ -53,3 +55,7 @@ class RejectEvents(WorkerError):
 
 class PluginError(WorkerError):
     """A plugin could not be found, loaded or configured."""
+
+
+class ClowderMessageError(WorkerError, EventValidationError):
+    """A message in Clowder's event-sink shape that cannot become an event; ``errors`` names the key."""

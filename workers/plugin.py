@@ -16,10 +16,13 @@ import fnmatch
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sink_lib.event import Event
+
+#: Where every metrics endpoint listens unless told otherwise: this host only, like the emergency API.
+LOOPBACK = "127.0.0.1"
 
 
 class WorkerSettings(BaseSettings):
@@ -31,6 +34,9 @@ class WorkerSettings(BaseSettings):
     batch_timeout_s: float = Field(1.0, gt=0, description="Longest wait to fill a batch before writing it.")
     prefetch: int = Field(0, ge=0, description="AMQP prefetch; 0 means 2 x batch_size.")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of the worker's /metrics.")
+    metrics_address: str = Field(
+        LOOPBACK, min_length=1, description="Address /metrics listens on; 0.0.0.0 (or ::) to serve other hosts."
+    )
     types: list[str] | None = Field(None, description="Type patterns (fnmatch) this worker takes; default all.")
     backoff_min_s: float = Field(0.5, gt=0, description="First retry delay while the destination is down.")
     backoff_max_s: float = Field(30.0, gt=0, description="Longest retry delay while the destination is down.")
@@ -44,6 +50,21 @@ class WorkerSettings(BaseSettings):
         default_factory=list, description="Fields left as they are even when a drop/hash pattern matches."
     )
     privacy_secret: SecretStr | None = Field(None, description="Key of the privacy hash; required to hash.")
+    clowder_keep: list[str] = Field(
+        default_factory=list,
+        description="Keys of Clowder's messages kept in data (user_name, author_name, resource_name, dataset_name, "
+        "author_id); none by default.",
+    )
+
+    @field_validator("clowder_keep")
+    @classmethod
+    def _clowder_keep(cls, value: list[str]) -> list[str]:
+        from .runtime.clowder import KEEPABLE
+
+        unknown = sorted(set(value) - KEEPABLE)
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} cannot be kept; choose from {', '.join(sorted(KEEPABLE))}")
+        return value
 
 
 class WorkerPlugin:

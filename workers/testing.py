@@ -16,21 +16,34 @@
             # how many times each id is stored at the destination (0 when absent)
             ...
 
+        def destination_total(self, plugin):
+            # how many records (points, documents, lines, requests) the destination received in all
+            ...
+
 A plugin that stores nothing readable (e.g. ``discard``) sets ``stores_events = False``; the read-back
 checks are then skipped, the others still run. ``sample_events`` can be overridden to give events the
 plugin can map (the default is ``storage.file.uploaded`` events).
+
+Besides what reads back, the contract checks what a plugin leaves behind: after ``close()`` the process
+holds no file descriptor (socket, file) and no thread that the plugin opened. The contract is a pytest
+class (fixtures, skips), so the plugin's tests need pytest installed (``pip install pytest``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
-import pytest
+try:
+    import pytest
+except ImportError as exc:  # the plugin extras do not bring pytest; the contract is a pytest test class
+    raise ImportError("workers.testing is a pytest test class: install pytest (pip install pytest)") from exc
 
 from sink_lib.errors import ConfigurationError
 from sink_lib.event import Event, build_envelope
@@ -42,6 +55,42 @@ from .plugin import WorkerPlugin, WorkerSettings
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 PluginFactory = Callable[..., WorkerPlugin]
 _S = TypeVar("_S", bound=WorkerSettings)
+#: how long close() may take to be seen releasing sockets and threads (waited on, not slept)
+RELEASE_TIMEOUT_S = 15.0
+
+
+class _Held:
+    """The file descriptors and threads of this process, to tell what a plugin left open."""
+
+    def __init__(self) -> None:
+        self.fds = _open_fds()
+        self.threads = {t.ident for t in threading.enumerate() if t.is_alive()}
+
+    def left_open(self) -> list[str]:
+        """What is open now that was not when this snapshot was taken."""
+        fds = [f"file descriptor {fd} -> {target}" for fd, target in _open_fds().items()
+               if self.fds.get(fd) != target]
+        threads = [f"thread {t.name!r}" for t in threading.enumerate() if t.is_alive() and t.ident not in self.threads]
+        return fds + threads
+
+    def assert_released(self, what: str) -> None:
+        """Wait until everything opened since the snapshot is closed again; fail naming what is left."""
+        deadline = time.monotonic() + RELEASE_TIMEOUT_S
+        while (left := self.left_open()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not left, f"{what} left open: {left}"
+
+
+def _open_fds() -> dict[int, str]:
+    """This process's file descriptors and what each points at (sockets, files, pipes); Linux /proc."""
+    folder = "/proc/self/fd"
+    found: dict[int, str] = {}
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+        try:
+            found[int(name)] = os.readlink(os.path.join(folder, name))
+        except OSError:  # the descriptor listing the folder itself, closed by now
+            continue
+    return found
 
 
 class PluginContract:
@@ -60,9 +109,14 @@ class PluginContract:
         """Override: a factory building an unopened plugin against a test destination from overrides."""
         raise NotImplementedError("PluginContract subclasses provide a make_plugin fixture")
 
-    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, int]:
+    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, float]:
         """Override: how many times each of ``ids`` is stored at the destination."""
         raise NotImplementedError("PluginContract subclasses implement read_back (or set stores_events = False)")
+
+    def destination_total(self, plugin: WorkerPlugin) -> int:
+        """Override: how many records (points, documents, requests...) the test destination received in all."""
+        raise NotImplementedError(
+            "PluginContract subclasses implement destination_total (or set stores_events = False)")
 
     def sample_events(self, count: int) -> list[Event]:
         """Events the plugin takes and can write; override for plugins with narrow ``accepts``."""
@@ -84,19 +138,35 @@ class PluginContract:
         finally:
             instance.close()
 
-    def _stored(self, plugin: WorkerPlugin, events: Sequence[Event]) -> Mapping[str, int]:
+    def _stored(self, plugin: WorkerPlugin, events: Sequence[Event]) -> Mapping[str, float]:
         if not self.stores_events:
             pytest.skip(f"{self.plugin_class.__name__} stores nothing that can be read back")
         ids = [e.id for e in events]
         found = self.read_back(plugin, ids)
-        return {i: int(found.get(i, 0)) for i in ids}
+        return {i: found.get(i, 0) for i in ids}
+
+    def _assert_each_stored_once(self, plugin: WorkerPlugin, events: Sequence[Event]) -> None:
+        stored = self._stored(plugin, events)
+        wrong = {i: n for i, n in stored.items() if n != 1}
+        assert not wrong, f"each event must be stored exactly once; stored this many times: {wrong}"
+
+    def _total(self, plugin: WorkerPlugin) -> int | None:
+        return self.destination_total(plugin) if self.stores_events else None
+
+    def _snapshot(self, make_plugin: PluginFactory) -> _Held:
+        """What the process holds before a plugin runs, once the test's own reading of the destination
+        has made its connections (so only the plugin's are counted)."""
+        probe = make_plugin()
+        self._total(probe)
+        probe.close()
+        return _Held()
 
     # -- the contract ----------------------------------------------------------------------------------
 
     def test_name_and_entry_point(self) -> None:
         """The name is a lowercase identifier, and the entry point of that name loads this class."""
         cls = self.plugin_class
-        assert NAME_PATTERN.match(cls.name), f"name {cls.name!r} must match {NAME_PATTERN.pattern}"
+        assert NAME_PATTERN.fullmatch(cls.name), f"name {cls.name!r} must match {NAME_PATTERN.pattern}"
         if not self.registered:
             return
         found = {ep.name: ep for ep in entry_points(group=WORKERS_ENTRY_POINT_GROUP)}
@@ -128,25 +198,52 @@ class PluginContract:
             assert f"{prefix}{name.upper()}" in str(info.value)
 
     def test_close_without_open(self, make_plugin: PluginFactory) -> None:
-        """close() is safe on a plugin whose open() never ran (the runtime closes after a failed open)."""
-        make_plugin().close()
+        """close() on a plugin whose open() never ran (the runtime closes after a failed open) writes
+        nothing and leaves nothing open."""
+        held = self._snapshot(make_plugin)
+        instance = make_plugin()
+        instance.close()
+        held.assert_released("close() without open()")
+        assert self._total(instance) in (0, None), "close() without open() wrote to the destination"
 
     def test_open_close_open_again(self, make_plugin: PluginFactory) -> None:
-        """A plugin can be opened and closed, and a new instance opened again afterwards."""
-        for _ in range(2):
+        """Each open/close cycle releases its connections, files and threads; a new instance opened
+        afterwards writes normally."""
+        held = self._snapshot(make_plugin)
+        for cycle in range(2):
             instance = make_plugin()
             instance.open()
             instance.close()
+            held.assert_released(f"open() then close() (cycle {cycle + 1})")
+        assert self._total(instance) in (0, None), "open() and close() alone wrote to the destination"
+        again = make_plugin()
+        again.open()
+        try:
+            events = self.sample_events(2)
+            again.deliver(events)
+            if self.stores_events:
+                self._assert_each_stored_once(again, events)
+        finally:
+            again.close()
+        held.assert_released("open(), write() then close()")
 
     def test_write_empty_batch(self, plugin: WorkerPlugin) -> None:
-        """write([]) is accepted."""
+        """write([]) sends nothing to the destination, before or after real writes."""
         plugin.deliver([])
+        assert self._total(plugin) in (0, None), "write([]) reached the destination"
+        events = self.sample_events(3)
+        plugin.deliver(events)
+        after_events = self._total(plugin)
+        plugin.deliver([])
+        assert self._total(plugin) == after_events, "write([]) after a batch reached the destination"
+        if self.stores_events:
+            self._assert_each_stored_once(plugin, events)
 
     def test_written_events_read_back(self, plugin: WorkerPlugin) -> None:
         """Every event of a delivered batch is stored once."""
         events = self.sample_events(5)
         plugin.deliver(events)
-        assert self._stored(plugin, events) == {e.id: 1 for e in events}
+        self._assert_each_stored_once(plugin, events)
 
     def test_writing_twice_stores_each_once(self, plugin: WorkerPlugin) -> None:
         """Redelivery (after a crash before the ack) does not duplicate: idempotent by event id."""
@@ -154,7 +251,7 @@ class PluginContract:
         plugin.deliver(events)
         plugin.deliver(events[1:3])
         plugin.deliver(events)
-        assert self._stored(plugin, events) == {e.id: 1 for e in events}
+        self._assert_each_stored_once(plugin, events)
 
     def test_takes_honours_types_setting(self, make_plugin: PluginFactory) -> None:
         """The ``types`` setting decides which events the plugin takes."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -40,15 +42,55 @@ def test_one_event_is_published_with_server_filled_attributes(
 def test_client_attributes_are_kept_and_source_is_appended(
     client: FlaskClient, fake_sink: FakeSink, health_key: str
 ) -> None:
-    event = {**STATUS, "id": "retry-safe-1", "time": "2024-05-01T10:00:00+02:00", "subject": "svc/web",
+    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    event = {**STATUS, "id": "retry-safe-1", "time": f"{day}T10:00:00+02:00", "subject": "svc/web",
              "userid": "u1", "region": "us-east", "source": "/monitor/us-east", "specversion": "1.0",
              "datacontenttype": "application/json"}
     assert post(client, health_key, event).status_code == 202
     [envelope] = fake_sink.envelopes
-    assert envelope["id"] == "retry-safe-1"
-    assert envelope["time"] == "2024-05-01T08:00:00.000000Z"
+    # a client's id is published scoped to its key, as the README gives the formula
+    assert envelope["id"] == scoped_id(health_key, "retry-safe-1")
+    assert envelope["time"] == f"{day}T08:00:00.000000Z"
     assert envelope["source"] == "/api/monitor/monitor/us-east"
     assert (envelope["subject"], envelope["userid"], envelope["region"]) == ("svc/web", "u1", "us-east")
+
+
+CLIENT_ID_NAMESPACE = uuid.UUID("df507a6c-4351-5be6-97af-6387206e605a")
+
+
+def scoped_id(key: str, client_id: str) -> str:
+    """The published id of ``client_id`` sent with ``key`` (README: uuid5 of "<key id>/<client id>")."""
+    key_id = key.split("_")[1]
+    return str(uuid.uuid5(CLIENT_ID_NAMESPACE, f"{key_id}/{client_id}"))
+
+
+def test_the_same_client_id_from_two_keys_becomes_two_published_ids(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str, any_key: str
+) -> None:
+    # Given a key that posts an event with its own id
+    first = post(client, health_key, {**STATUS, "id": "shared-1"})
+    # When another key posts the same id (to have the first dropped downstream as a duplicate)
+    second = post(client, any_key, {**STATUS, "id": "shared-1"})
+    # Then both are published under different ids, each told to its client
+    assert first.status_code == second.status_code == 202
+    published = [e["id"] for e in fake_sink.envelopes]
+    assert published[0] != published[1]
+    assert first.get_json()["ids"] == [published[0]] and second.get_json()["ids"] == [published[1]]
+    assert "shared-1" not in published
+
+
+def test_a_retry_with_the_same_key_and_id_publishes_the_same_id(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str
+) -> None:
+    # When a client retries a batch with the ids it chose
+    batch = [{**STATUS, "id": "r-1"}, {**STATUS, "id": "r-2"}, STATUS]
+    first = post(client, health_key, batch).get_json()["ids"]
+    second = post(client, health_key, batch).get_json()["ids"]
+    # Then its own ids map to the same published ids (destinations deduplicate the retry)
+    assert first[:2] == second[:2] and first[0] != first[1]
+    # And events without an id get a fresh random uuid4 each time
+    assert first[2] != second[2] and uuid.UUID(first[2]).version == 4
+    assert [e["id"] for e in fake_sink.envelopes] == first + second
 
 
 def test_a_batch_is_published_in_order(client: FlaskClient, fake_sink: FakeSink, health_key: str) -> None:
@@ -194,3 +236,52 @@ def test_an_unexpected_error_is_a_bare_500(client: FlaskClient, fake_sink: FakeS
     problem = assert_problem(response, 500)
     assert "secret" not in response.get_data(as_text=True)
     assert problem["detail"] == "The server could not handle the request."
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("type", "health.status\n"),
+    ("source", "/monitor/us-east\n"),
+    ("source", "/monitor/../../other-key"),
+    ("source", "/monitor/%2e%2e/other-key"),
+    ("source", ".."),
+    ("source", "/monitor/./x"),
+])
+def test_types_and_sources_must_match_in_full(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str, field: str, value: str
+) -> None:
+    # When a client sends a type or source that only a prefix of the pattern accepts, or a dot segment
+    response = post(client, health_key, {**STATUS, field: value})
+    # Then it is refused naming the field, and nothing is published
+    body = assert_problem(response, 422)
+    assert [e["field"] for e in body["errors"]] == [field]
+    assert fake_sink.submitted == []
+
+
+def test_dots_inside_a_source_segment_are_fine(client: FlaskClient, fake_sink: FakeSink, health_key: str) -> None:
+    assert post(client, health_key, {**STATUS, "source": "/host/web.1..2/v1.0"}).status_code == 202
+    assert fake_sink.envelopes[0]["source"] == "/api/monitor/host/web.1..2/v1.0"
+
+
+@pytest.mark.parametrize("stamp", ["0999-12-31T23:59:59Z", "2000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_times_far_from_now_are_refused_naming_time(
+    client: FlaskClient, fake_sink: FakeSink, health_key: str, stamp: str
+) -> None:
+    body = assert_problem(post(client, health_key, {**STATUS, "time": stamp}), 422)
+    [error] = body["errors"]
+    assert error["field"] == "time" and "EVENTSINK_API_MAX_TIME_" in error["message"]
+    assert fake_sink.submitted == []
+
+
+def test_times_within_the_configured_skew_are_accepted(keys_file: Path, health_key: str) -> None:
+    # Given an API that takes events up to 400 days old and 2 hours ahead
+    sink = FakeSink()
+    settings = ApiSettings(keys_file=keys_file, max_time_past_s=400 * 86400, max_time_future_s=7200)
+    client = create_app(settings, sink=sink).test_client()
+    now = datetime.now(UTC)
+    ok = [now - timedelta(days=399), now + timedelta(hours=1)]
+    refused = [now - timedelta(days=401), now + timedelta(hours=3)]
+    for moment in ok:
+        assert post(client, health_key, {**STATUS, "time": moment.isoformat()}).status_code == 202
+    for moment in refused:
+        assert_problem(post(client, health_key, {**STATUS, "time": moment.isoformat()}), 422)
+    assert len(sink.submitted) == 2

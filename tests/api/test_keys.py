@@ -7,10 +7,11 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from pytest import MonkeyPatch
 
-from emergency_api.keys import KeyStore, create_key, hash_key, read_keys, revoke_key
+from emergency_api.keys import KeyFileError, KeyStore, create_key, hash_key, read_keys, revoke_key, split_key
 from sink_lib.cli import main
 
 
@@ -82,6 +83,19 @@ def test_bad_names_scopes_and_duplicates_are_refused(keys_file: Path) -> None:
     assert code != 0 and "exists" in out
 
 
+def test_a_key_name_with_a_trailing_newline_is_refused(keys_file: Path) -> None:
+    # (a name ends up in every event's source: /api/<name>)
+    with pytest.raises(KeyFileError, match="invalid name"):
+        create_key(keys_file, "ops\n", ["*"])
+    assert read_keys(keys_file) == []
+
+
+def test_a_presented_key_with_a_trailing_newline_is_not_well_formed(keys_file: Path) -> None:
+    _, key = create_key(keys_file, "monitor", ["*"])
+    assert split_key(key) is not None
+    assert split_key(key + "\n") is None
+
+
 def test_a_tampered_key_with_a_valid_id_is_refused(keys_file: Path) -> None:
     _, key = create_key(keys_file, "monitor", ["*"])
     store = KeyStore(keys_file)
@@ -95,3 +109,20 @@ def test_scopes_are_type_patterns(keys_file: Path) -> None:
     entry, _ = create_key(keys_file, "monitor", ["health.*", "metric.cpu"])
     assert entry.allows("health.ping") and entry.allows("metric.cpu")
     assert not entry.allows("storage.file.uploaded") and not entry.allows("metric.mem")
+
+
+def test_replacing_the_keys_file_fsyncs_its_folder_after_the_rename(keys_file: Path, monkeypatch: MonkeyPatch) -> None:
+    # A rename is durable only once the folder holding it is fsync'd: a crash must not revive a revoked key.
+    create_key(keys_file, "gone-soon", ["health.*"])
+    synced: list[tuple[int, bool, bool]] = []  # (inode, is a folder, the revocation was already in place)
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        info = os.fstat(fd)
+        revoked = all(k.revoked is not None for k in read_keys(keys_file))
+        synced.append((info.st_ino, stat.S_ISDIR(info.st_mode), revoked))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    assert revoke_key(keys_file, "gone-soon")
+    assert (os.stat(keys_file.parent).st_ino, True, True) in synced, synced

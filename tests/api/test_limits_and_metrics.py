@@ -91,12 +91,15 @@ def test_a_bad_rate_limit_storage_is_a_startup_error_naming_the_variable(keys_fi
 
 
 def test_limits_can_be_shared_through_redis(keys_file: Path) -> None:
-    # Given two app processes' worth of limiters sharing one Redis (skipped without redis)
-    pytest.importorskip("redis")
-    from tests.support import port_open
+    # Given two app processes' worth of limiters sharing one Redis (scripts/services.sh installs and starts it)
+    from tests.support import not_here, port_open
 
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        not_here("the redis client (eventsink[api-redis]) is not installed")
     if not port_open("127.0.0.1", 6379):
-        pytest.skip("no Redis server on localhost:6379")
+        not_here("no Redis server on localhost:6379 (scripts/services.sh starts one)")
     _, key = create_key(keys_file, f"shared{uuid.uuid4().hex[:6]}", ["*"])
     settings = ApiSettings(keys_file=keys_file, rate_limit="3/minute",
                            rate_limit_storage_uri="redis://127.0.0.1:6379")
@@ -106,3 +109,19 @@ def test_limits_can_be_shared_through_redis(keys_file: Path) -> None:
                 for client in (first, second, first, second)]
     # Then the limit counts across both
     assert statuses == [202, 202, 202, 429]
+
+
+def test_metrics_labels_come_from_fixed_sets_whatever_the_client_sends(client: FlaskClient) -> None:
+    # Given requests with invented methods on known and unknown routes (no key needed for /metrics)
+    for i in range(30):
+        client.open("/metrics", method=f"X{i}EVIL")
+        client.open(f"/no/such/route/{i}", method=f"PROBE{i}")
+    text = client.get("/metrics").get_data(as_text=True)
+    # Then no label value a client chose appears: methods and routes are collapsed into fixed values
+    assert "EVIL" not in text and "PROBE" not in text and "/no/such/route" not in text
+    methods = {line.split('method="', 1)[1].split('"', 1)[0]
+               for line in text.splitlines() if line.startswith("eventsink_api_requests_total{")}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    # (a method a route does not take is answered 405 without matching a rule: "unmatched")
+    assert _sample(text, "eventsink_api_requests_total", route="unmatched", method="other", status="405") >= 30
+    assert _sample(text, "eventsink_api_requests_total", route="unmatched", method="other", status="404") >= 30

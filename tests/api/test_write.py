@@ -22,6 +22,7 @@ def test_each_line_becomes_an_event(client: FlaskClient, fake_sink: FakeSink, he
     first, second = fake_sink.envelopes
     assert first["type"] == "metric.cpu"
     assert first["data"] == {"measurement": "cpu", "tags": {"host": "a"}, "fields": {"usage": 0.5, "n": 3},
+                             "field_types": {"usage": "float", "n": "integer"},
                              "timestamp_ns": 1700000000123456789}
     assert first["time"] == "2023-11-14T22:13:20.123456Z"
     assert first["source"] == "/api/monitor/write"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +137,14 @@ def resolve(argv: list[str]) -> ResolvedCommand:
 
 
 def worker_plugins() -> dict[str, Any]:
-    """Installed worker plugin classes by entry-point name."""
-    return {ep.name: ep.load() for ep in entry_points(group="eventsink.workers")}
+    """The project's own worker plugin classes by entry-point name, as pyproject.toml registers them.
+
+    Read from pyproject.toml rather than the installed entry points: a plugin someone else installed
+    into the same environment has no service in this compose file, and should not need one.
+    """
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return {name: EntryPoint(name, target, "eventsink.workers").load()
+            for name, target in project["entry-points"]["eventsink.workers"].items()}
 
 
 def settings_models(argv: list[str]) -> list[type[BaseSettings]]:

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from monitors.config import load_config
 from sink_lib.cli import main as cli
+from sink_lib.topology import installed_workers
 from tests.support import IN_CI
 
 from .compose import (
@@ -78,6 +79,8 @@ def _listening_ports(name: str) -> set[int]:
         return found
     image = str(service["image"]).split(":")[0]
     found = set(IMAGE_PORTS.get(image, set()))
+    if image == "nginx":  # deploy/nginx's template listens on PROXY_LISTEN_PORT
+        found.add(int(environment(service)["PROXY_LISTEN_PORT"]))
     if image == "rabbitmq":
         plugins = [ROOT / src for src, dst in mounts(service) if dst.endswith("enabled_plugins")]
         if plugins and "rabbitmq_prometheus" in plugins[0].read_text():
@@ -119,6 +122,20 @@ def test_every_worker_service_runs_an_installed_plugin_and_every_plugin_has_a_se
     run = {resolve(argv).args[0] for s in EVENTSINK_SERVICES.values() for argv in invocations(s)
            if resolve(argv).path == ("worker", "run")}
     assert run == plugins
+
+
+def test_a_plugin_installed_from_elsewhere_needs_no_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a third-party worker plugin installed into the same environment (a dist-info on sys.path)
+    dist = tmp_path / "someones_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: someones-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[eventsink.workers]\nsomeones = workers.discard:DiscardWorker\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "someones" in installed_workers()
+
+    # Then the compose checks still compare the project's own plugins with its services
+    assert "someones" not in worker_plugins()
+    test_every_worker_service_runs_an_installed_plugin_and_every_plugin_has_a_service()
 
 
 def test_workers_needing_credentials_sit_behind_a_profile() -> None:
@@ -222,6 +239,19 @@ def test_every_metrics_endpoint_is_scraped() -> None:
         for port in _listening_ports(name):
             assert (name, port) in scraped, f"{name}:{port} is not scraped"
     assert ("rabbitmq", RABBITMQ_PROMETHEUS_PORT) in scraped
+
+
+def test_scraped_metrics_endpoints_listen_beyond_their_container() -> None:
+    # Given the metrics ports of each eventsink service and the address each listens on (loopback by default)
+    for name, service in EVENTSINK_SERVICES.items():
+        env = environment(service)
+        listening = {int(v): env.get(k.replace("_PORT", "_ADDRESS"), "127.0.0.1")
+                     for k, v in env.items() if k.endswith("_METRICS_PORT")}
+        if "EVENTSINK_PROMETHEUS_PORT" in env:
+            listening[int(env["EVENTSINK_PROMETHEUS_PORT"])] = env.get("EVENTSINK_PROMETHEUS_ADDRESS", "127.0.0.1")
+        # Then every one of them accepts the prometheus container's connections
+        for port, address in listening.items():
+            assert address in {"0.0.0.0", "::"}, f"{name}:{port} listens on {address} only"
 
 
 def test_prometheus_mounts_the_checked_config() -> None:

@@ -1,8 +1,9 @@
 """End to end: an app emits through sink_lib, a monitor posts through the API, and the influxdb,
 mongodb and prometheus workers each receive every event exactly once.
 
-InfluxDB, RabbitMQ, gunicorn and the worker processes are real. MongoDB runs on mongomock inside
-the test process (no MongoDB server can run here) unless EVENTSINK_TEST_MONGODB_URL names a real one.
+InfluxDB, RabbitMQ, gunicorn and the worker processes are real. MongoDB is reached over the wire:
+the server EVENTSINK_TEST_MONGODB_URL names, or else a private nx-27017 (a MongoDB wire-protocol
+stand-in backed by SQLite, from the dev extra; no MongoDB server can run here).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymongo
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,11 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sink_lib import EventSink, SinkSettings
 from sink_lib.topology import declare
 from tests.support import wait_for
-from workers.mongodb import MongoDBWorker
-from workers.runtime import run_worker
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.influxdb, pytest.mark.slow]
-MONGODB_URL = os.environ.get("EVENTSINK_TEST_MONGODB_URL")
 
 
 def free_port() -> int:
@@ -38,21 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class MongoMockWorker(MongoDBWorker):
-    """The mongodb worker with its client made by mongomock, shared with the test."""
-
-    client = None
-
-    def __init__(self, settings):  # type: ignore[no-untyped-def]
-        import mongomock
-
-        MongoMockWorker.client = MongoMockWorker.client or mongomock.MongoClient()
-        super().__init__(settings, client_factory=lambda _settings: MongoMockWorker.client)
-
-
 @pytest.fixture
-def stack(sink_settings: SinkSettings, influxdb_url: str, tmp_path: Path) -> Iterator[dict]:
-    """API, influxdb and prometheus workers as processes; the mongodb worker in a thread."""
+def stack(sink_settings: SinkSettings, influxdb_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[dict]:
+    """API, influxdb, mongodb and prometheus workers as processes."""
     exchange = sink_settings.exchange
     declare(sink_settings, ["influxdb", "mongodb", "prometheus"])
     api_port, prom_port = free_port(), free_port()
@@ -60,36 +46,30 @@ def stack(sink_settings: SinkSettings, influxdb_url: str, tmp_path: Path) -> Ite
            "EVENTSINK_SPOOL_DIR": str(tmp_path / "api-spool"), "EVENTSINK_API_KEYS_FILE": str(tmp_path / "keys.json"),
            "EVENTSINK_INFLUXDB_URL": influxdb_url, "EVENTSINK_INFLUXDB_DATABASE": exchange,
            "EVENTSINK_INFLUXDB_BATCH_TIMEOUT_S": "0.2", "EVENTSINK_PROMETHEUS_BATCH_TIMEOUT_S": "0.2",
-           "EVENTSINK_PROMETHEUS_PORT": str(prom_port), "EVENTSINK_PROMETHEUS_STATE_DIR": str(tmp_path / "prom")}
+           "EVENTSINK_PROMETHEUS_PORT": str(prom_port), "EVENTSINK_PROMETHEUS_STATE_DIR": str(tmp_path / "prom"),
+           "EVENTSINK_MONGODB_URL": mongodb_url, "EVENTSINK_MONGODB_DATABASE": exchange,
+           "EVENTSINK_MONGODB_BATCH_TIMEOUT_S": "0.2"}
     key = subprocess.run([sys.executable, "-m", "sink_lib.cli", "keys", "create", "--name", "monitor-e2e",
                           "--scope", "health.*"], env=env, capture_output=True, text=True, check=True
                          ).stdout.strip().splitlines()[-1]
     cli = [sys.executable, "-m", "sink_lib.cli"]
     procs = [subprocess.Popen([*cli, "api", "--bind", f"127.0.0.1:{api_port}"], env=env),
              subprocess.Popen([*cli, "worker", "run", "influxdb"], env=env),
-             subprocess.Popen([*cli, "worker", "run", "prometheus"], env=env)]
-    stop = threading.Event()
-    mongo_overrides = {"batch_timeout_s": 0.2, "database": exchange}
-    if MONGODB_URL:
-        worker_cls: type[MongoDBWorker] = MongoDBWorker
-        mongo_overrides["url"] = MONGODB_URL
-    else:
-        worker_cls = MongoMockWorker
-    mongo = threading.Thread(target=run_worker, args=(worker_cls, sink_settings),
-                             kwargs={"stop_event": stop, **mongo_overrides})
-    mongo.start()
+             subprocess.Popen([*cli, "worker", "run", "prometheus"], env=env),
+             subprocess.Popen([*cli, "worker", "run", "mongodb"], env=env)]
     wait_for(lambda: _get(f"http://127.0.0.1:{api_port}/healthz"), timeout=30, what="the API")
     try:
         yield {"api": f"http://127.0.0.1:{api_port}", "key": key, "env": env, "influx": influxdb_url,
-               "db": exchange, "prom": f"http://127.0.0.1:{prom_port}/metrics", "tmp": tmp_path}
+               "db": exchange, "prom": f"http://127.0.0.1:{prom_port}/metrics", "tmp": tmp_path,
+               "mongodb": mongodb_url}
     finally:
-        stop.set()
-        mongo.join(30)
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(30)
         requests.post(f"{influxdb_url}/query", params={"q": f'DROP DATABASE "{exchange}"'}, timeout=10)
+        with pymongo.MongoClient(mongodb_url) as client:
+            client.drop_database(exchange)
 
 
 def _get(url: str) -> bool:
@@ -109,17 +89,10 @@ def influx_ids(stack: dict) -> collections.Counter[str]:
 
 
 def mongo_ids(stack: dict) -> collections.Counter[str]:
-    if MONGODB_URL:
-        import pymongo
-
-        client = pymongo.MongoClient(MONGODB_URL)
-    else:
-        client = MongoMockWorker.client
-    if client is None:
-        return collections.Counter()
-    db = client[stack["db"]]
-    return collections.Counter(
-        doc["_id"] for name in db.list_collection_names() for doc in db[name].find({}, {"_id": 1}))
+    with pymongo.MongoClient(stack["mongodb"], serverSelectionTimeoutMS=5000) as client:
+        db = client[stack["db"]]
+        return collections.Counter(
+            doc["_id"] for name in db.list_collection_names() for doc in db[name].find({}, {"_id": 1}))
 
 
 def prometheus_counts(stack: dict) -> dict[tuple[str, str], float]:

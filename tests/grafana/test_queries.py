@@ -166,3 +166,72 @@ def test_not_consuming_alert_names_the_idle_queue_and_the_stuck_worker(stack: St
     # Then both backlogged queues and the stuck worker are singled out; the busy workers are not
     assert {m.get("queue") for m in labels} - {None, ""} == {f"{stack.exchange}.{w}" for w in IDLE}
     assert {m.get("worker") for m in labels} - {None, ""} == {"mongodb"}
+
+
+# -- the values are the right ones for the stream the tests produced (tests/grafana/events.py) ---------
+
+APP = events.app_events()
+MONITORS = [e for region in events.REGIONS for e in events.monitor_events(region)]
+
+
+def _query(where: str) -> Query:
+    (query,) = [q for q in PANEL_QUERIES if q.where == where]
+    return query
+
+
+def _influx_totals(series: list[dict[str, Any]], *tags: str) -> dict[tuple[str, ...], float]:
+    """Sum of the first value column over every row of each series, keyed by the series' tags."""
+    totals: dict[tuple[str, ...], float] = {}
+    for s in series:
+        key = tuple(s.get("tags", {}).get(t, "") for t in tags)
+        totals[key] = totals.get(key, 0.0) + sum(row[1] for row in s["values"] if row[1] is not None)
+    return totals
+
+
+def _app(type_: str) -> list[dict[str, Any]]:
+    return [data for kind, data, _ in APP if kind == type_]
+
+
+def test_uploads_and_deletes_are_counted_and_summed_exactly(stack: Stack, macros: Macros) -> None:
+    counts = _influx_totals(_run(stack, _query("activity/2-uploads-and-deletes/A"), macros), "type")
+    sums = _influx_totals(_run(stack, _query("activity/3-bytes-uploaded-and-deleted/A"), macros), "type")
+    for type_ in ("storage.file.uploaded", "storage.file.deleted"):
+        assert counts[(type_,)] == len(_app(type_))
+        assert sums[(type_,)] == sum(d["bytes"] for d in _app(type_))
+
+
+def test_files_and_bytes_stored_are_uploads_minus_deletes(stack: Stack, macros: Macros) -> None:
+    uploaded, deleted = _app("storage.file.uploaded"), _app("storage.file.deleted")
+    for where, expected in (("activity/5-bytes-stored/A", sum(d["bytes"] for d in uploaded) - sum(
+            d["bytes"] for d in deleted)), ("activity/6-files-stored/A", len(uploaded) - len(deleted))):
+        query = _query(where)
+        series = stack.promql(render(query, macros), instant=True)
+        assert [float(s["value"][1]) for s in series] == [expected], where
+
+
+def test_extraction_totals_per_extractor_and_outcome(stack: Stack, macros: Macros) -> None:
+    got = _influx_totals(_run(stack, _query("activity/14-extraction-totals/A"), macros), "extractor", "type")
+    expected: dict[tuple[str, ...], float] = {}
+    for kind, data, _ in APP:
+        if kind.startswith("extraction."):
+            expected[(data["extractor"], kind)] = expected.get((data["extractor"], kind), 0) + 1
+    assert got == expected
+
+
+def test_current_state_shows_the_regions_where_each_service_is_down(stack: Stack, macros: Macros) -> None:
+    series = _run(stack, _query("service-health/2-current-state-per-region-and-service/A"), macros)
+    state = {(s["tags"]["region"], s["tags"]["service"]): s["values"][-1][s["columns"].index("state")]
+             for s in series}
+    expected = {(region, service): "down" if region in events.DOWN_AT_THE_END[service] else "up"
+                for region in events.REGIONS for service in events.SITES}
+    assert state == expected
+
+
+def test_failed_http_checks_are_counted_per_url_and_region(stack: Stack, macros: Macros) -> None:
+    got = _influx_totals(_run(stack, _query("service-health/8-failed-http-checks/A"), macros), "url", "region")
+    expected: dict[tuple[str, ...], float] = {}
+    for e in MONITORS:
+        if e["type"] == "health.http" and not e["data"]["ok"]:
+            key = (e["data"]["url"], e["region"])
+            expected[key] = expected.get(key, 0) + 1
+    assert got == expected

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,6 +23,7 @@ class FakeApi:
         self.events: list[dict[str, Any]] = []
         self.requests = 0
         self.mode = "ok"
+        self.release = threading.Event()  # ends every hanging request (set by close())
         self.retry_after = "1"
         self.reject_if: str | None = None
         self.lock = threading.Lock()
@@ -49,7 +49,7 @@ class FakeApi:
         with self.lock:
             self.requests += 1
         if self.mode == "hang":
-            time.sleep(30)
+            self.release.wait(300)
             return
         if self.mode == "unavailable":
             return self.problem(req, 503, "unavailable", {"Retry-After": self.retry_after})
@@ -98,5 +98,6 @@ class FakeApi:
 
     def close(self) -> None:
         """Stop serving and free the port."""
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()

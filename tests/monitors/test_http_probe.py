@@ -1,15 +1,21 @@
 """The http probe against real local servers with known delays, sizes, certificates and failures.
 
 Tolerance: the server sleeps ``delay`` after reading the request before writing any byte, and sleep
-never returns early, so ``ttfb >= delay`` is exact. Above it there is one loopback round trip (~0.1 ms)
-plus thread wake-ups on a shared 2-core machine where other test suites run at the same time; we allow
-``SLACK_MS`` = 50 ms, far above the loopback cost and far below the delays we inject, so a probe that
-timed the wrong step (e.g. included the connect, or stopped at the headers when the body is delayed)
-still fails. Precision itself is measured by bench/monitors_accuracy.py, not asserted here.
+never returns early. The probe starts its clock when ``sendall`` returns, so ``ttfb >= delay`` holds
+unless the probe's thread is descheduled between the send and reading the clock while the server
+already reads (seen: 99.982 ms for a 100 ms delay on a loaded machine); the lower bound is therefore
+retried like the upper ones. Above it there is one
+loopback round trip (~0.1 ms) plus thread wake-ups on a shared 2-core machine where other test suites
+run at the same time. Noise only ever adds time, so the upper bounds (delay + ``SLACK_MS``) are checked
+with retries: a probe passes when one of ``ATTEMPTS`` runs is within them. A probe that times the wrong
+step (e.g. includes the connect, or stops at the headers when the body is delayed) is off by the
+injected delay on every run and still fails. Precision itself is measured by
+bench/monitors_accuracy.py, not asserted here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +23,10 @@ import pytest
 from monitors.probes.http import HttpProbe
 from monitors.targets import HttpTarget
 
-from .targets import DelayServer, closed_port
+from .targets import CLOCK_LEAD_MS, DelayServer, closed_port
 
 SLACK_MS = 50.0
+ATTEMPTS = 5
 
 
 def probe(url: str, **options: object) -> dict:
@@ -29,25 +36,52 @@ def probe(url: str, **options: object) -> dict:
     return result.data
 
 
+def probe_within(url: str, bounds: Callable[[dict], list[str]], **options: object) -> dict:
+    """Probe until the upper bounds hold (``bounds`` lists what is over), at most ATTEMPTS times."""
+    over: list[list[str]] = []
+    for _ in range(ATTEMPTS):
+        data = probe(url, **options)
+        problems = bounds(data)
+        if not problems:
+            return data
+        over.append(problems)
+    raise AssertionError(f"over the bound in all {ATTEMPTS} attempts: {over}")
+
+
+def at_least(data: dict, **limits: float) -> list[str]:
+    """The fields of ``data`` below their limit."""
+    return [f"{name}={data[name]:.3f} < {limit:.1f}" for name, limit in limits.items() if data[name] < limit]
+
+
+def at_most(data: dict, **limits: float) -> list[str]:
+    """The fields of ``data`` above their limit."""
+    return [f"{name}={data[name]:.1f} > {limit:.1f}" for name, limit in limits.items() if data[name] > limit]
+
+
 @pytest.mark.parametrize("delay_ms", [0, 100, 250])
 def test_ttfb_and_total_follow_the_injected_delay(http_server: DelayServer, delay_ms: int) -> None:
     # Given a server that waits delay_ms before its first byte
     # When the URL is probed
-    data = probe(f"{http_server.base}/?delay_ms={delay_ms}&size=2000")
+    def bounds(data: dict) -> list[str]:
+        assert data["ok"] and data["status"] == 200 and data["bytes"] == 2000
+        assert data["ttfb_ms"] <= data["total_ms"]
+        upper = at_most(data, ttfb_ms=delay_ms + SLACK_MS, total_ms=delay_ms + SLACK_MS)
+        return at_least(data, ttfb_ms=delay_ms) + upper
+
+    data = probe_within(f"{http_server.base}/?delay_ms={delay_ms}&size=2000", bounds)
     # Then the time to first byte is the delay (within the slack) and the total covers it
-    assert data["ok"] and data["status"] == 200 and data["bytes"] == 2000
-    assert delay_ms <= data["ttfb_ms"] <= delay_ms + SLACK_MS
-    assert data["ttfb_ms"] <= data["total_ms"] <= delay_ms + SLACK_MS
     assert data["total_ms"] >= data["dns_ms"] + data["connect_ms"] + data["ttfb_ms"]
     assert data["tls_ms"] == 0 and data["cert_expires_in_days"] is None
 
 
 @pytest.mark.parametrize("chunked", ["0", "1"])
 def test_a_delay_inside_the_body_counts_in_total_not_ttfb(http_server: DelayServer, chunked: str) -> None:
-    data = probe(f"{http_server.base}/?delay_ms=50&body_delay_ms=150&size=100000&chunked={chunked}")
-    assert data["bytes"] == 100000
-    assert 50 <= data["ttfb_ms"] <= 50 + SLACK_MS
-    assert 200 <= data["total_ms"] <= 200 + SLACK_MS
+    def bounds(data: dict) -> list[str]:
+        assert data["bytes"] == 100000
+        assert data["ttfb_ms"] >= 50 - CLOCK_LEAD_MS and data["total_ms"] >= 200
+        return at_most(data, ttfb_ms=50 + SLACK_MS, total_ms=200 + SLACK_MS)
+
+    probe_within(f"{http_server.base}/?delay_ms=50&body_delay_ms=150&size=100000&chunked={chunked}", bounds)
 
 
 def test_head_reads_no_body(http_server: DelayServer) -> None:
@@ -59,12 +93,14 @@ def test_https_reports_tls_time_and_certificate_expiry(
     https_server: DelayServer, certificate: tuple[Path, Path]
 ) -> None:
     # Given a TLS server whose certificate expires in 30 days, trusted through ca_file
-    data = probe(f"{https_server.base}/?delay_ms=100&size=300", ca_file=certificate[0])
+    def bounds(data: dict) -> list[str]:
+        assert data["ok"] and data["bytes"] == 300
+        assert data["tls_ms"] > 0 and data["ttfb_ms"] >= 100 - CLOCK_LEAD_MS
+        assert data["cert_expires_in_days"] == pytest.approx(30, abs=0.01)
+        return at_most(data, ttfb_ms=100 + SLACK_MS)
+
     # Then the handshake has its own phase and the expiry is reported in days
-    assert data["ok"] and data["bytes"] == 300
-    assert data["tls_ms"] > 0
-    assert 100 <= data["ttfb_ms"] <= 100 + SLACK_MS
-    assert data["cert_expires_in_days"] == pytest.approx(30, abs=0.01)
+    probe_within(f"{https_server.base}/?delay_ms=100&size=300", bounds, ca_file=certificate[0])
 
 
 def test_untrusted_certificate_fails_unless_verification_is_off(https_server: DelayServer) -> None:
@@ -86,9 +122,12 @@ def test_unresolvable_name_is_a_dns_failure() -> None:
 
 
 def test_slow_server_past_the_timeout_fails_at_the_timeout(http_server: DelayServer) -> None:
-    data = probe(f"{http_server.base}/?delay_ms=3000", timeout_s=0.5)
-    assert not data["ok"] and data["error"] == "timed out during response"
-    assert 500 <= data["total_ms"] <= 500 + SLACK_MS
+    def bounds(data: dict) -> list[str]:
+        assert not data["ok"] and data["error"] == "timed out during response"
+        assert data["total_ms"] >= 500
+        return at_most(data, total_ms=500 + SLACK_MS)
+
+    probe_within(f"{http_server.base}/?delay_ms=3000", bounds, timeout_s=0.5)
 
 
 def test_unexpected_status_and_body_pattern(http_server: DelayServer) -> None:
@@ -106,6 +145,6 @@ def test_redirects_are_reported_not_followed_unless_asked(http_server: DelayServ
     assert direct["status"] == 302 and direct["bytes"] == 100
     followed = probe(url, follow_redirects=True)
     assert followed["status"] == 200 and followed["bytes"] == 10
-    assert followed["ttfb_ms"] >= 100
+    assert followed["ttfb_ms"] >= 100 - CLOCK_LEAD_MS
     looping = probe(f"{http_server.base}/?status=302&location=self", follow_redirects=True, max_redirects=2)
     assert not looping["ok"] and "redirects" in looping["error"]

@@ -12,6 +12,7 @@ from monitors.probes.ping import PingProbe, checksum, open_icmp_socket
 from monitors.probes.tcp import TcpProbe
 from monitors.targets import PingTarget, TcpTarget
 
+from ..support import not_here
 from .targets import closed_port
 
 
@@ -28,9 +29,10 @@ def test_checksum_of_a_known_echo_request() -> None:
     assert checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
 
 
-@pytest.mark.skipif(not icmp_allowed(), reason="neither unprivileged nor raw ICMP sockets allowed here")
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_ping_loopback_gets_every_reply(host: str) -> None:
+    if not icmp_allowed():
+        not_here("neither unprivileged nor raw ICMP sockets are allowed (net.ipv4.ping_group_range, or root)")
     result = PingProbe(PingTarget(name="lo", kind="ping", host=host, count=4, spacing_s=0.02)).run()
     assert result.ok and result.error is None
     data = result.data

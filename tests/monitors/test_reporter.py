@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitors.reporter import Reporter, ReporterSettings
+from sink_lib.spool import Spool
 
 from ..support import wait_for
 from .fake_api import KEY, FakeApi
@@ -114,7 +115,8 @@ def test_one_invalid_event_is_rejected_alone_and_the_rest_delivered(
     rejected = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
     assert [r["event"]["id"] for r in rejected] == [batch[1]["id"]]
     assert "HTTP 422" in rejected[0]["problem"] and "data.bad" in rejected[0]["problem"]
-    assert reporter.stats()["spooled"] == 0  # not retried forever
+    # not retried forever: the spool empties (the acks may land just after the answers)
+    wait_for(lambda: reporter.stats()["spooled"] == 0, timeout=10, what="the spool to be empty")
 
 
 def test_a_wrong_key_rejects_to_the_file_instead_of_retrying_forever(
@@ -129,13 +131,23 @@ def test_a_wrong_key_rejects_to_the_file_instead_of_retrying_forever(
 
 
 def test_submit_never_blocks_on_a_hanging_api(fake_api: FakeApi, make_reporter) -> None:
+    # Given an API that takes requests and never answers (until the test releases it)
     fake_api.mode = "hang"
     reporter = make_reporter(fake_api.url)
-    wait_start = time.monotonic()
-    for i in range(200):
-        reporter.submit([event(i % 60)])
-    assert time.monotonic() - wait_start < 0.5
-    wait_for(lambda: reporter.stats()["spooled"] == 200, timeout=10)
+    reporter.submit([event(0)])
+    wait_for(lambda: fake_api.requests >= 1, timeout=30, what="the reporter to be stuck in a request")
+
+    def submit_all() -> None:
+        for i in range(1, 200):
+            reporter.submit([event(i % 60)])
+
+    # When 199 more events are submitted
+    caller = threading.Thread(target=submit_all, daemon=True)
+    caller.start()
+    # Then every submit returns while the request still hangs, and all 200 events reach the spool
+    wait_for(lambda: not caller.is_alive(), timeout=60, what="200 submits while the API hangs")
+    assert not fake_api.release.is_set()
+    wait_for(lambda: reporter.stats()["spooled"] == 200, timeout=30)
 
 
 def test_bounded_queue_and_spool_drop_and_count(tmp_path: Path, fake_api: FakeApi) -> None:
@@ -157,11 +169,33 @@ def test_bounded_queue_and_spool_drop_and_count(tmp_path: Path, fake_api: FakeAp
 
 
 def test_close_sends_what_it_can_within_the_bound(fake_api: FakeApi, tmp_path: Path) -> None:
+    # Given a reporter that holds 7 events and sends only every 10 s
     reporter = Reporter(ReporterSettings(api_url=fake_api.url, api_key=KEY, spool_dir=tmp_path / "s",
                                          flush_interval_s=10.0))
     reporter.start()
     reporter.submit([event(i) for i in range(7)])
+    # When it is closed with a bound of 3 s
     closing = threading.Thread(target=reporter.close, kwargs={"timeout": 3})
     closing.start()
-    closing.join(10)
+    # Then close returns, having sent all 7 (the API answers at once)
+    wait_for(lambda: not closing.is_alive(), timeout=60, what="close() to return")
     assert len(fake_api.events) == 7
+
+
+def test_close_returns_within_its_bound_while_the_api_hangs(fake_api: FakeApi, tmp_path: Path) -> None:
+    # Given a reporter holding 7 events, and an API that never answers until the test releases it
+    fake_api.mode = "hang"
+    spool_dir = tmp_path / "s"
+    reporter = Reporter(ReporterSettings(api_url=fake_api.url, api_key=KEY, spool_dir=spool_dir,
+                                         flush_interval_s=0.05, timeout_s=1.0))
+    reporter.start()
+    reporter.submit([event(i) for i in range(7)])
+    wait_for(lambda: fake_api.requests >= 1, timeout=30, what="a request to hang")
+    # When it is closed with a bound of 1 s
+    closing = threading.Thread(target=reporter.close, kwargs={"timeout": 1})
+    closing.start()
+    # Then close returns while the API still hangs (it does not wait for the answer)
+    wait_for(lambda: not closing.is_alive(), timeout=60, what="close() to return while the API hangs")
+    assert not fake_api.release.is_set() and fake_api.events == []
+    # and the 7 undelivered events stay in the spool for the next start
+    assert Spool(spool_dir, 1 << 20, name="monitor").count() == 7

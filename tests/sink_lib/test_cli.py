@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pika
 import pytest
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from sink_lib.cli import LAZY_COMMANDS, main
 from sink_lib.settings import SinkSettings
+from sink_lib.spool import Spool
 from sink_lib.topology import dead_queue_name, queue_name
 from tests.support import drain_queue
 
@@ -40,13 +42,15 @@ def test_schema_prints_json_schema_of_one_or_all_types():
     assert unknown.exit_code != 0 and "unknown event type" in unknown.output
 
 
-def test_emit_refuses_bad_json_and_invalid_data(sink_settings: SinkSettings):
+def test_emit_refuses_bad_json_and_invalid_data(tmp_path: Path):
+    # Given no broker at all (refusals happen before anything is sent or spooled)
     runner = CliRunner()
-    env = settings_env(sink_settings)
+    env = {"EVENTSINK_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F", "EVENTSINK_SPOOL_DIR": str(tmp_path)}
     bad_json = runner.invoke(main, ["emit", "storage.file.uploaded", "{nope"], env=env)
     assert bad_json.exit_code == 2 and "not JSON" in bad_json.output
     invalid = runner.invoke(main, ["emit", "storage.file.uploaded", '{"file_id": "f"}'], env=env)
     assert invalid.exit_code == 1 and "data.bytes" in invalid.output
+    assert Spool(tmp_path, 1 << 20).count() == 0
 
 
 def test_bad_configuration_names_the_variable():

@@ -31,12 +31,38 @@ def test_ids_are_unique_uuid4():
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in list(ids)[:100])
 
 
+def test_generated_ids_do_not_follow_the_random_module_state():
+    # Given the random module put back into the same state (seeded, or as a fork inherits it)
+    import random
+
+    random.seed(1234)
+    first = new_id()
+    random.seed(1234)
+    second = new_id()
+    # Then ids still differ: they come from the operating system's cryptographic source
+    assert first != second
+
+
 def test_time_is_rfc3339_utc_with_z():
     stamp = now_rfc3339()
     assert stamp.endswith("Z") and "T" in stamp
     assert abs(parse_time(stamp) - datetime.now(UTC)) < timedelta(seconds=2)
     local = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=timezone(timedelta(hours=2)))
     assert format_time(local) == "2026-01-02T01:04:05.006000Z"
+
+
+@pytest.mark.parametrize(("year", "written"), [(1, "0001"), (999, "0999"), (1000, "1000"), (2026, "2026")])
+def test_years_are_written_with_four_digits(year: int, written: str) -> None:
+    # RFC 3339: date-fullyear = 4DIGIT
+    assert format_time(datetime(year, 3, 4, 5, 6, 7, 8, tzinfo=UTC)) == f"{written}-03-04T05:06:07.000008Z"
+    env = build_envelope("a.b", {}, source="/s", time=f"{written}-03-04T05:06:07Z")
+    assert env["time"] == f"{written}-03-04T05:06:07.000000Z"
+
+
+def test_an_extension_name_with_a_trailing_newline_is_refused():
+    body = {"id": "1", "source": "/s", "type": "a.b", "time": "2026-01-01T00:00:00Z", "data": {}, "abc\n": 1}
+    with pytest.raises(EventValidationError):
+        Event.parse(json.dumps(body))
 
 
 def test_naive_time_is_refused():

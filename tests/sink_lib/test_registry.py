@@ -12,6 +12,8 @@ from sink_lib.types import BUILTIN_TYPES
 VALID = {
     "storage.file.uploaded": {"file_id": "f1", "dataset_id": "d1", "space_id": "s1", "bytes": 10},
     "storage.file.deleted": {"file_id": "f1", "bytes": 10},
+    "storage.file.archived": {"file_id": "f1", "bytes": 10},
+    "storage.file.unarchived": {"file_id": "f1", "bytes": 10},
     "extraction.queued": {"extractor": "ncsa.image", "file_id": "f1"},
     "extraction.started": {"extractor": "ncsa.image"},
     "extraction.finished": {"extractor": "ncsa.image", "duration_s": 1.5},
@@ -20,6 +22,8 @@ VALID = {
     "traffic.resource.downloaded": {"resource_id": "f1", "bytes": 3},
     "activity.resource.viewed": {"resource_type": "file", "resource_id": "f1"},
     "activity.extractor.submitted": {"extractor": "x", "resource_type": "dataset", "resource_id": "d1"},
+    "activity.user.signed_up": {},
+    "activity.user.logged_in": {},
     "traffic.api.called": {"method": "GET", "route": "/api/files/<id>", "status": 200, "duration_ms": 3.2},
     "health.ping": {"target": "h", "rtt_min_ms": 1, "rtt_avg_ms": 1.2, "rtt_max_ms": 2, "loss_pct": 0, "ok": True},
     "health.http": {"url": "https://x/", "ok": True, "status": 200, "dns_ms": 1, "connect_ms": 1, "tls_ms": 1,
@@ -45,6 +49,10 @@ def test_builtin_types_accept_valid_data(type_name):
         ("storage.file.uploaded", {"file_id": "f1"}, "data.bytes"),
         ("storage.file.uploaded", {"file_id": "f1", "bytes": -1}, "data.bytes"),
         ("storage.file.uploaded", {"file_id": "f1", "bytes": 1, "byte": 2}, "data.byte"),  # typo caught
+        ("storage.file.uploaded", {"file_id": "", "bytes": 1}, "data.file_id"),  # optional, never empty
+        ("storage.file.deleted", {"bytes": 1}, "data.file_id"),  # a deletion names its file
+        ("storage.file.archived", {"bytes": 1}, "data.file_id"),
+        ("activity.user.logged_in", {"user_name": "Ann"}, "data.user_name"),  # the user is the userid
         ("activity.resource.viewed", {"resource_type": "folder", "resource_id": "x"}, "data.resource_type"),
         ("health.status", {"service": "s", "state": "sideways"}, "data.state"),
         ("traffic.api.called", {"method": "GET", "route": "/", "status": 99, "duration_ms": 1}, "data.status"),
@@ -89,8 +97,10 @@ def test_plugins_register_types_and_conflicts_are_refused():
 
 
 def test_schema_export_is_json_schema_of_data():
-    schema = default_registry().schema("storage.file.uploaded")
-    assert schema["title"] == "storage.file.uploaded"
+    schema = default_registry().schema("storage.file.deleted")
+    assert schema["title"] == "storage.file.deleted"
     assert set(schema["required"]) == {"file_id", "bytes"}
+    # an upload may be announced before the file has an id (Clowder's upload events carry none)
+    assert default_registry().schema("storage.file.uploaded")["required"] == ["bytes"]
     assert schema["additionalProperties"] is False
     assert set(BUILTIN_TYPES) <= set(default_registry().schemas())  # plus types of installed plugins

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from sink_lib import EventSink, SinkSettings
+from sink_lib import Event, EventSink, SinkSettings
 from sink_lib.errors import EventValidationError, QueueFullError, SinkClosedError, SpoolFullError
 from sink_lib.spool import Spool
+from tests.support import wait_for
 
 NOWHERE = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
 
@@ -27,6 +30,10 @@ class StalledPublisher:
 
 
 def stalled(sink: EventSink) -> EventSink:
+    real = sink._publisher  # started with the sink: stop it, or it would drain the queue into the spool
+    assert real is not None
+    real.stop()
+    real.join(10)
     sink._publisher = StalledPublisher()  # type: ignore[assignment]
     return sink
 
@@ -68,10 +75,64 @@ def test_events_go_to_the_spool_while_the_broker_is_unreachable(spool_dir: Path)
     assert [r.id for r in Spool(spool_dir, 1 << 20).claim(100)] == ids  # in emit order
 
 
+class Blackhole:
+    """A TCP server that accepts connections and never answers: a broker hanging in the handshake."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted = 0
+        self.closed_by_client = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                while conn.recv(4096):
+                    pass  # swallow the protocol header, say nothing
+            except OSError:
+                pass
+        self.closed_by_client += 1
+
+    def close(self) -> None:
+        self.server.close()
+
+
 def test_emit_returns_at_once_while_the_broker_is_unreachable(spool_dir: Path):
-    with EventSink(settings=offline_settings(spool_dir)) as sink:
-        event = sink.emit("custom.thing", {"a": 1})
-        assert event.id and event.envelope["data"] == {"a": 1}
+    # Given a broker address that accepts the TCP connection and then never answers
+    hole = Blackhole()
+    url = f"amqp://guest:guest@127.0.0.1:{hole.port}/%2F?connection_attempts=1&socket_timeout=300&stack_timeout=300"
+    sink = EventSink(settings=offline_settings(spool_dir, amqp_url=url))
+    emitted: list[Event] = []
+
+    def emit_all() -> None:
+        emitted.append(sink.emit("custom.thing", {"a": 1}))
+        wait_for(lambda: hole.accepted, timeout=30, what="the publisher to connect")
+        emitted.extend(sink.emit("custom.thing", {"n": i}) for i in range(200))
+
+    try:
+        # When 201 events are emitted while the publisher hangs in that handshake
+        caller = threading.Thread(target=emit_all, daemon=True)
+        caller.start()
+        # Then every emit returns (a caller waiting on the network would still be stuck here),
+        wait_for(lambda: not caller.is_alive(), timeout=60, what="201 emit() calls while the broker hangs")
+        # the handshake was still hanging when they had all returned, and each gave its event
+        assert hole.closed_by_client == 0, "the handshake ended before emit() returned"
+        assert len(emitted) == 201 and emitted[0].envelope["data"] == {"a": 1}
+        assert len({e.id for e in emitted}) == 201
+        assert sink.stats()["confirmed"] == 0
+    finally:
+        sink.close(1)
+        hole.close()
 
 
 def test_full_queue_policy_raise_refuses_loudly_and_counts(spool_dir: Path, caplog):

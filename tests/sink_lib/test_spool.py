@@ -75,16 +75,22 @@ def test_claims_of_one_reader_are_invisible_to_another(tmp_path: Path):
 
 
 def _claim_and_die(path: str) -> None:
-    Spool(path, 1 << 20).claim(10)
-    os._exit(0)  # no cleanup: like a kill -9
+    try:
+        claimed = len(Spool(path, 1 << 20).claim(10))
+    except BaseException:
+        os._exit(100)
+    os._exit(claimed)  # the exit code says how many it held; no cleanup: like a kill -9
 
 
 def test_claims_of_a_dead_process_return_to_the_pool(tmp_path: Path):
+    # Given a process that claimed all three records and died holding them
     spool = Spool(tmp_path, 1 << 20)
     spool.append(records(3))
     child = multiprocessing.get_context("fork").Process(target=_claim_and_die, args=(str(tmp_path),))
     child.start()
     child.join(30)
+    assert child.exitcode == 3, f"the child should have claimed the 3 records (exit code {child.exitcode})"
+    # Then the records are claimable again, in order
     assert [r.id for r in Spool(tmp_path, 1 << 20).claim(10)] == ["id0", "id1", "id2"]
 
 

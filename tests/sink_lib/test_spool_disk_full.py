@@ -14,6 +14,7 @@ import pytest
 from sink_lib import EventSink, SinkSettings
 from sink_lib.errors import QueueFullError
 from sink_lib.spool import Spool
+from tests.support import not_here
 
 
 @pytest.fixture
@@ -22,10 +23,10 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "tiny"
     mount.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        not_here("mounting a tmpfs needs root")
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        not_here(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
     try:
         yield mount
     finally:

@@ -4,6 +4,7 @@ that a worker subprocess can write while the test reads it (run as ``tests.worke
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -16,6 +17,8 @@ from pydantic_settings import SettingsConfigDict
 from sink_lib.event import Event
 from workers.errors import RejectEvents, RetryLater
 from workers.plugin import WorkerPlugin, WorkerSettings
+
+chatty_log = logging.getLogger(__name__)
 
 
 class MemorySettings(WorkerSettings):
@@ -33,6 +36,7 @@ class MemoryWorker(WorkerPlugin):
     def __init__(self, settings: MemorySettings) -> None:
         super().__init__(settings)
         self.stored: dict[str, Event] = {}
+        self.rows: list[str] = []  # the destination's table, which has no unique key: ids in write order
         self.writes: list[list[str]] = []  # the ids of every write() call, in order
         self.failures: list[BaseException] = []  # raised by the next write() calls, one each
         self.open_failures: list[BaseException] = []  # raised by the next open() calls
@@ -61,8 +65,9 @@ class MemoryWorker(WorkerPlugin):
                 raise RetryLater("memory destination is down")
             refused = {e.id: self.reject[e.id] for e in batch if e.id in self.reject}
             for event in batch:
-                if event.id not in refused:
+                if event.id not in refused and event.id not in self.stored:  # idempotent by event id
                     self.stored[event.id] = event
+                    self.rows.append(event.id)
             if refused:
                 raise RejectEvents(refused)
 
@@ -147,3 +152,13 @@ class PoisonWorker(MemoryWorker):
         if event.data.get("poison"):
             raise RuntimeError("plugin bug triggered by this event")
         return super().takes(event)
+
+
+class ChattyWorker(MemoryWorker):
+    """Logs through its own module logger (outside the ``workers`` package) when opened."""
+
+    def open(self) -> None:
+        """Log one line at each of info and warning."""
+        super().open()
+        chatty_log.info("chatty plugin: info line from open()")
+        chatty_log.warning("chatty plugin: warning line from open()")

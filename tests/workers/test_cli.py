@@ -63,13 +63,13 @@ def test_worker_run_unknown_name_is_a_clear_error() -> None:
 def test_status_shows_depth_consumers_and_dead_letters(sink_settings: SinkSettings, cli: Any) -> None:
     publish(sink_settings, "memory", [make_event() for _ in range(3)])
     put_dead(sink_settings, "memory", [(make_event(), "bad")])
-    result = cli("status", "--worker", "memory", "--worker", "absent", "--json")
+    result = cli("status", "--worker", "memory", "--worker", "absent", "--json", "--interval", "0")
     assert result.exit_code == 0, result.output
-    rows = {row["worker"]: row for row in json.loads(result.output)}
+    rows = {row["worker"]: row for row in json.loads(result.stdout)}
     assert rows["memory"]["messages"] == 3 and rows["memory"]["consumers"] == 0
     assert rows["memory"]["dead_letters"] == 1
     assert rows["absent"]["messages"] is None
-    table = cli("status", "--worker", "memory").output.splitlines()
+    table = cli("status", "--worker", "memory", "--interval", "0").stdout.splitlines()
     assert table[0].split() == ["WORKER", "QUEUE", "MESSAGES", "CONSUMERS", "DEAD"]
     assert table[1].split() == ["memory", queue_name(sink_settings.exchange, "memory"), "3", "0", "1"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -30,9 +31,13 @@ class TestMemoryContract(PluginContract):
     def make_plugin(self) -> PluginFactory:
         return lambda **overrides: MemoryWorker(contract_settings(MemorySettings, **overrides))
 
-    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, int]:
+    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, float]:
         assert isinstance(plugin, MemoryWorker)
-        return {i: 1 for i in ids if i in plugin.stored}
+        return Counter(plugin.rows)
+
+    def destination_total(self, plugin: WorkerPlugin) -> int:
+        assert isinstance(plugin, MemoryWorker)
+        return len(plugin.rows)
 
 
 def test_discard_counts_what_it_drops() -> None:
@@ -80,3 +85,20 @@ def test_required_setting_error_names_the_variable(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("EVENTSINK_SLOPPY_ENDPOINT", "http://x")
     # passes: the check clears the plugin's variables and expects the error to name EVENTSINK_SLOPPY_ENDPOINT
     Check().test_required_settings_fail_with_a_clear_error(monkeypatch)
+
+
+def test_every_plugin_of_the_project_runs_the_contract() -> None:
+    # Given the plugins this distribution registers, and the contract classes of the project's tests
+    import importlib
+    from importlib.metadata import entry_points
+
+    ours = {ep.name: ep.load() for ep in entry_points(group="eventsink.workers")
+            if ep.dist is not None and ep.dist.name == "eventsink"}
+    covered = set()
+    for name in ours:
+        module = f"workers.{name}.tests.test_contract" if name != "discard" else __name__
+        namespace = vars(importlib.import_module(module))
+        covered |= {v.plugin_class for v in namespace.values()
+                    if isinstance(v, type) and issubclass(v, PluginContract) and hasattr(v, "plugin_class")}
+    # Then each one has a PluginContract subclass in its tests
+    assert {name for name, cls in ours.items() if cls not in covered} == set()

@@ -8,6 +8,7 @@ import socket
 import threading
 import urllib.request
 
+import psutil
 import pytest
 
 from sink_lib.settings import SinkSettings
@@ -82,6 +83,33 @@ def test_run_worker_serves_metrics(sink_settings: SinkSettings) -> None:
         wait_for(lambda: line in scraped(), 15, what="processed=3 on /metrics")
         text = scraped()
         assert "eventsink_worker_batch_seconds_count" in text and "eventsink_worker_lag_seconds" in text
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
+
+
+def _listening_addresses(port: int) -> list[str]:
+    return [str(c.laddr.ip) for c in psutil.Process().net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")])
+def test_worker_metrics_listen_on_loopback_unless_an_address_is_configured(
+    sink_settings: SinkSettings, monkeypatch: pytest.MonkeyPatch, configured: str | None, expected: str
+) -> None:
+    # Given EVENTSINK_MEMORY_METRICS_ADDRESS unset (only this host may scrape), or set to every interface
+    monkeypatch.delenv("EVENTSINK_MEMORY_METRICS_ADDRESS", raising=False)
+    if configured is not None:
+        monkeypatch.setenv("EVENTSINK_MEMORY_METRICS_ADDRESS", configured)
+    port, stop = _free_port(), threading.Event()
+    thread = threading.Thread(target=run_worker, args=(MemoryWorker, sink_settings),
+                              kwargs={"stop_event": stop, "metrics_port": port})
+    thread.start()
+    try:
+        # When the worker serves /metrics, then it listens on that address alone
+        wait_for(lambda: _listening_addresses(port) != [], 15, what="the metrics port listening")
+        assert _listening_addresses(port) == [expected]
     finally:
         stop.set()
         thread.join(20)

@@ -45,7 +45,7 @@ def name_problem(kind: str, name: str, max_length: int, reserved: frozenset[str]
     """Why ``name`` cannot be a GA4 event/parameter/user-property name, or None."""
     if len(name) > max_length:
         return f"{kind} name {name!r} is longer than {max_length} characters"
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         return f"{kind} name {name!r} must be letters, digits and underscores, starting with a letter"
     lowered = name.lower()
     if lowered in reserved or lowered.startswith(RESERVED_PREFIXES):

@@ -5,6 +5,11 @@ operator overrides either per type (or per fnmatch pattern of types) with :class
 from ``EVENTSINK_INFLUXDB_MAPPING_FILE`` / ``EVENTSINK_INFLUXDB_MAPPING``; a subclass of the worker
 can override :meth:`Mapper.point` or pass its own mapper.
 
+``metric.*`` events (line protocol received by the API) are written back as the original series:
+the measurement, tags, fields with their types and the timestamp from ``data`` (see
+:class:`sink_lib.lineprotocol.Point`), nothing added; operator rules do not apply to them. Without a
+timestamp in the line, the event time is used.
+
 Idempotency: InfluxDB keeps one point per measurement + tag set + timestamp, so writing the same event
 twice must produce the same three. The tags and the measurement are a pure function of the event; the
 timestamp is the event time with its last ``id_digits`` decimal digits (nanoseconds) replaced by a hash
@@ -17,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +30,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict
 
 from sink_lib.event import Event
+from sink_lib.lineprotocol import Encoder
+from sink_lib.lineprotocol import Point as LinePoint
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -86,12 +93,16 @@ GENERIC = _m(
 BUILTIN: dict[str, TypeMapping] = {
     "storage.file.uploaded": _m(integers=["bytes"]),
     "storage.file.deleted": _m(integers=["bytes"]),
+    "storage.file.archived": _m(integers=["bytes"]),
+    "storage.file.unarchived": _m(integers=["bytes"]),
     **{f"extraction.{s}": _m(tags=["extractor"]) for s in ("queued", "started", "finished", "failed")},
     "traffic.page.viewed": _m(tags=["resource_type"], host_from="url"),
     "traffic.resource.downloaded": _m(tags=["resource_type"], integers=["bytes"]),
     "traffic.api.called": _m(tags=["method", "route"], integers=["status"], status_class_from="status"),
     "activity.resource.viewed": _m(tags=["resource_type"]),
     "activity.extractor.submitted": _m(tags=["extractor", "resource_type"]),
+    "activity.user.signed_up": _m(),
+    "activity.user.logged_in": _m(),
     "health.ping": _m(tags=["target"]),
     "health.http": _m(tags=["url"], integers=["status", "bytes"], host_from="url", status_class_from="status"),
     "health.status": _m(tags=["service", "state"]),
@@ -101,13 +112,14 @@ BUILTIN: dict[str, TypeMapping] = {
 
 @dataclass(slots=True)
 class Point:
-    """One InfluxDB point built from one event."""
+    """One InfluxDB point built from one event; ``line`` is its exact text when it came as line protocol."""
 
     event_id: str
     measurement: str
     tags: dict[str, str]
     fields: dict[str, Any]
     time_ns: int
+    line: str | None = None
 
 
 def point_time_ns(moment: datetime, event_id: str, id_digits: int) -> int:
@@ -145,6 +157,7 @@ class Mapper:
         self.max_string_length = max_string_length
         self._compiled: dict[str, TypeMapping] = {}
         self._hosts: dict[str, str | None] = {}
+        self._encoder = Encoder()
 
     def mapping_for(self, type_name: str) -> TypeMapping:
         """The effective mapping of a type: built-in or generic, then the best matching rule."""
@@ -170,6 +183,8 @@ class Mapper:
     def point(self, event: Event) -> Point | None:
         """The point of ``event``; None to store nothing for it."""
         type_name = event.type
+        if type_name.startswith("metric.") and "fields" in event.data:
+            return self.metric_point(event)
         m = self._compiled.get(type_name) or self.mapping_for(type_name)
         tags = {"type": type_name, "source": event.source}
         region = event.region
@@ -217,6 +232,15 @@ class Mapper:
             tags["id_shard"] = str(zlib.adler32(event_id.encode()) % self.id_shards)
         return Point(event_id, self.measurement(event, m), tags, fields,
                      point_time_ns(event.time, event_id, self.id_digits))
+
+    def metric_point(self, event: Event) -> Point:
+        """The original series of a ``metric.*`` event; LineProtocolError when its data is not a point."""
+        point = LinePoint.from_data(event.data)
+        if point.timestamp_ns is None:
+            point = replace(point, timestamp_ns=((event.time - EPOCH) // _MICROSECOND) * 1000)
+        assert point.timestamp_ns is not None
+        return Point(event.id, point.measurement, point.tags, point.fields, point.timestamp_ns,
+                     self._encoder.exact(point))
 
     def _host(self, url: Any) -> str | None:
         if not isinstance(url, str):

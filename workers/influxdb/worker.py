@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from sink_lib.event import Event
+from sink_lib.lineprotocol import Encoder
 from sink_lib.topology import redact_url
 from workers.errors import RejectEvents, RetryLater
 from workers.plugin import WorkerPlugin
 
-from .lineprotocol import Encoder
 from .mapping import Mapper, Point
 from .settings import InfluxDBSettings
 from .transport import V1Transport, V2Transport, WriteFailed
@@ -111,7 +111,8 @@ class InfluxDBWorker(WorkerPlugin):
         for event in batch:
             try:
                 point = mapper.point(event)
-                text = None if point is None else line(point.measurement, point.tags, point.fields, point.time_ns)
+                text = None if point is None else (
+                    point.line or line(point.measurement, point.tags, point.fields, point.time_ns))
             except Exception as exc:  # a mapping bug must not stall the queue: dead-letter the event
                 log.exception("cannot map event %s of type %s", event.id, event.type)
                 reasons[event.id] = f"cannot map to a point: {exc!r}"

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from workers.plugin import WorkerSettings
+from workers.plugin import LOOPBACK, WorkerSettings
 
 StorageLabel = Literal["source", "region", "space_id"]
 
@@ -27,7 +27,9 @@ class PrometheusSettings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="EVENTSINK_PROMETHEUS_", extra="ignore")
 
     port: int = Field(9108, ge=0, le=65535, description="Port Prometheus scrapes (/metrics); 0 picks a free one.")
-    address: str = Field("0.0.0.0", description="Address the metrics endpoint listens on.")
+    address: str = Field(
+        LOOPBACK, min_length=1, description="Address the metrics endpoint listens on; 0.0.0.0 to serve other hosts."
+    )
     state_dir: Path = Field(
         default_factory=_default_state_dir, description="Folder of the state file (used when STATE_FILE is unset)."
     )

@@ -59,10 +59,11 @@ def load_plugin_class(spec: str) -> type[WorkerPlugin]:
     try:
         cls = loader()
     except ImportError as exc:
-        raise PluginError(
-            f"worker {spec!r} ({target}) cannot be imported: {exc}; "
-            f"install its extra, e.g. pip install 'eventsink[{spec}]'"
-        ) from exc
+        if spec in installed:
+            hint = f"install its extra, e.g. pip install 'eventsink[{spec}]'"
+        else:  # a module given by path: most often its folder is not on the import path
+            hint = "is its folder on PYTHONPATH (e.g. PYTHONPATH=. when it is in the current one)?"
+        raise PluginError(f"worker {spec!r} ({target}) cannot be imported: {exc}; {hint}") from exc
     except AttributeError as exc:
         raise PluginError(f"worker {spec!r}: {target} not found: {exc}") from exc
     if not (inspect.isclass(cls) and issubclass(cls, WorkerPlugin)):

@@ -81,7 +81,7 @@ class WorkerMetrics:
         found = self.registry.get_sample_value(name, {"worker": self.worker, **labels})
         return found or 0.0
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> Any:
-        """Serve ``/metrics`` on ``port``; returns the server (``shutdown()`` stops it)."""
+    def serve(self, port: int, addr: str = "127.0.0.1") -> Any:
+        """Serve ``/metrics`` on ``addr:port`` (loopback unless told); returns the server (``shutdown()`` stops it)."""
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return server

@@ -15,6 +15,10 @@ from sink_lib.event import Event
 
 from ..errors import RejectEvents, RetryLater
 from .batcher import Delivery
+from .clowder import ClowderConverter
+
+_DEFAULT_CONVERTER = ClowderConverter()
+NOT_CLOWDER = "not a Clowder event-sink message either (no 'category' key in a JSON object)"
 
 
 @dataclass
@@ -33,23 +37,37 @@ class Prepared:
         return [tag for event_id in ids for tag in self.tags.get(event_id, ())]
 
 
-def parse_body(body: bytes) -> Event:
-    """Parse one message body; EventValidationError says why it is not a valid event."""
+def parse_body(body: bytes, clowder: ClowderConverter = _DEFAULT_CONVERTER) -> Event:
+    """Parse one message body: a CloudEvent, or a Clowder event-sink message converted to one.
+
+    This is the one place where messages of other producers become events, before any plugin sees
+    them. EventValidationError (ClowderMessageError for Clowder's shape) says why a body is neither.
+    """
+    if b'"specversion"' in body:  # every CloudEvent has it; Clowder's messages skip a failing parse
+        try:
+            # pydantic-core's JSON parser is the fast path; Event.parse gives the precise error message
+            return Event.model_validate_json(body)
+        except ValueError:
+            pass
+    message = clowder.recognise(body)
+    if message is not None:
+        return clowder.convert(message)
     try:
-        # pydantic-core's JSON parser is the fast path; Event.parse gives the precise error message
-        return Event.model_validate_json(body)
-    except ValueError:
         return Event.parse(body)
+    except EventValidationError as exc:
+        raise EventValidationError([*exc.errors, {"field": "body", "message": NOT_CLOWDER}], exc.event_type) from None
 
 
-def prepare(batch: Sequence[Delivery], takes: Callable[[Event], bool]) -> Prepared:
-    """Parse ``batch``; sort deliveries into events to write, malformed ones and skipped ones."""
+def prepare(
+    batch: Sequence[Delivery], takes: Callable[[Event], bool], parse: Callable[[bytes], Event] = parse_body
+) -> Prepared:
+    """Parse ``batch`` with ``parse``; sort deliveries into events to write, malformed ones and skipped ones."""
     out = Prepared()
     events, tags = out.events, out.tags
     for delivery in batch:
         out.deliveries[delivery.tag] = delivery
         try:
-            event = parse_body(delivery.body)
+            event = parse(delivery.body)
         except EventValidationError as exc:
             out.malformed.append((delivery, f"malformed event: {exc}"))
             continue

@@ -11,13 +11,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from operator import attrgetter
 
 from ..plugin import WorkerPlugin
 from .backoff import Backoff
 from .batcher import Delivery
+from .clowder import ClowderConverter
 from .metrics import WorkerMetrics
-from .policy import Prepared, outcome, prepare
+from .policy import Prepared, outcome, parse_body, prepare
 
 log = logging.getLogger(__name__)
 _time_of = attrgetter("time")
@@ -48,10 +50,12 @@ class BatchProcessor:
         self.dry_run = dry_run
         self._clock = clock
         self.destination_ok = True  # the last deliver() wrote everything it was given
+        converter = ClowderConverter(getattr(plugin.settings, "clowder_keep", None) or ())
+        self._parse = partial(parse_body, clowder=converter)
 
     def process(self, batch: list[Delivery]) -> None:
         """Deliver ``batch``; returns once every delivery is settled, or early when stopping."""
-        prepared = prepare(batch, self.plugin.takes)
+        prepared = prepare(batch, self.plugin.takes, self._parse)
         if self.dry_run:
             self._log_dry_run(prepared)
             return

@@ -100,15 +100,16 @@ def run_worker(
     metrics = WorkerMetrics(plugin.name, registry)
     stop = stop_event if stop_event is not None else threading.Event()
     server = None
-    port = plugin.settings.metrics_port
+    port, address = plugin.settings.metrics_port, plugin.settings.metrics_address
     if port is not None:
         try:
-            server = metrics.serve(port)
+            server = metrics.serve(port, address)
         except OSError as exc:
             raise ConfigurationError(
-                f"EVENTSINK_{plugin.name.upper()}_METRICS_PORT: cannot serve /metrics on port {port}: {exc}"
+                f"EVENTSINK_{plugin.name.upper()}_METRICS_PORT / _METRICS_ADDRESS: cannot serve /metrics on "
+                f"{address}:{port}: {exc}"
             ) from exc
-        log.info("worker %s: metrics on :%d/metrics", plugin.name, port)
+        log.info("worker %s: metrics on http://%s:%d/metrics", plugin.name, address, server.server_port)
     try:
         with stop_on_signals(stop):
             Worker(plugin, sink_settings, metrics=metrics, dry_run=dry_run, stop_event=stop).run()

@@ -73,17 +73,26 @@ def ingested(request: Recorded) -> Reply:
 class Script:
     """The replies of the fake Amplitude; tests set ``respond`` (default: 200 for everything).
 
-    ``accepted`` lists the insert_ids of the events of every request answered 200.
+    ``accepted`` lists the insert_ids of the events of every request answered 200. ``stored`` holds
+    the events Amplitude would keep: it ignores an event whose insert_id it already has (for 7 days),
+    and keeps every copy of an event without one.
     """
 
     def __init__(self) -> None:
         self.respond: Callable[[Recorded], Reply] = ingested
         self.accepted: list[str] = []
+        self.stored: list[dict[str, Any]] = []
 
     def __call__(self, request: Recorded) -> Reply:
         reply = self.respond(request)
         if reply.status == 200 and not reply.delay_s:  # a delayed reply stands for a timeout
-            self.accepted.extend(e["insert_id"] for e in request.json()["events"])
+            events = request.json()["events"]
+            self.accepted.extend(e.get("insert_id") for e in events)
+            known = {e.get("insert_id") for e in self.stored} - {None}
+            for sent in events:
+                if sent.get("insert_id") is None or sent["insert_id"] not in known:
+                    self.stored.append(sent)
+                    known.add(sent.get("insert_id"))
         return reply
 
 

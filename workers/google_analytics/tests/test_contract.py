@@ -21,7 +21,7 @@ class TestGoogleAnalyticsContract(PluginContract):
 
     @pytest.fixture
     def make_plugin(self, ga4: RecordingServer, script: Script) -> PluginFactory:
-        self.script = script
+        self.script, self.server = script, ga4
 
         def make(**overrides: Any) -> GoogleAnalyticsWorker:
             values: dict[str, Any] = {"measurement_id": "G-CONTRACT", "api_secret": "s", "endpoint": ga4.url,
@@ -30,6 +30,10 @@ class TestGoogleAnalyticsContract(PluginContract):
 
         return make
 
-    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, int]:
+    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, float]:
         """How many times GA4 received each event (GA4 itself would count every copy)."""
         return Counter(e["params"]["event_id"] for e in self.script.accepted)
+
+    def destination_total(self, plugin: WorkerPlugin) -> int:
+        """Requests that reached the fake GA4."""
+        return len(self.server.requests)

@@ -48,6 +48,13 @@ def pseudonym(value: str) -> str:
     return hmac.new(SECRET.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
+def derived_client_id(key: str, userid: str) -> str:
+    """The README's derivation: HMAC-SHA256(key, userid), bytes 0-3 and 4-7 big-endian mod 10^10."""
+    digest = hmac.new(key.encode(), userid.encode(), hashlib.sha256).digest()
+    high, low = (int.from_bytes(digest[i:i + 4], "big") % 10**10 for i in (0, 4))
+    return f"{high:010d}.{low:010d}"
+
+
 def test_maps_a_page_view(worker: GoogleAnalyticsWorker, ga4: RecordingServer) -> None:
     # Given a page view of a known user
     moment = datetime.now(UTC) - timedelta(minutes=5)
@@ -60,7 +67,7 @@ def test_maps_a_page_view(worker: GoogleAnalyticsWorker, ga4: RecordingServer) -
     assert request.query == {"measurement_id": ["G-TEST123"], "api_secret": ["mp-secret"]}
     body = request.json()
     assert body["user_id"] == pseudonym("user-00001")
-    assert body["client_id"] == worker.mapper.client_id_for(pseudonym("user-00001"))
+    assert body["client_id"] == derived_client_id(SECRET, pseudonym("user-00001"))
     assert re.fullmatch(r"\d{10}\.\d{10}", body["client_id"])
     assert body["events"] == [{
         "name": "page_view",
@@ -87,9 +94,13 @@ def test_a_ga_cookie_value_becomes_its_client_id(worker: GoogleAnalyticsWorker, 
 
 
 def test_the_same_user_always_gets_the_same_client_id(ga4: RecordingServer) -> None:
+    # Given two workers (a restart) with the same secret, and one without a secret
     first, second = GoogleAnalyticsWorker(settings(ga4)), GoogleAnalyticsWorker(settings(ga4))
-    assert first.mapper.client_id_for("u-1") == second.mapper.client_id_for("u-1")
-    assert first.mapper.client_id_for("u-1") != first.mapper.client_id_for("u-2")
+    keyless = GoogleAnalyticsWorker(settings(ga4, privacy_secret=None, privacy_hash=[]))
+    # Then a user id always maps to the README's derivation, keyed by the secret or else the measurement id
+    assert first.mapper.client_id_for("u-1") == second.mapper.client_id_for("u-1") == derived_client_id(SECRET, "u-1")
+    assert first.mapper.client_id_for("u-2") == derived_client_id(SECRET, "u-2") != derived_client_id(SECRET, "u-1")
+    assert keyless.mapper.client_id_for("u-1") == derived_client_id("G-TEST123", "u-1")
 
 
 def test_requests_hold_one_client_and_at_most_25_events(worker: GoogleAnalyticsWorker, ga4: RecordingServer,

@@ -32,6 +32,13 @@ class Influx:
                     rows.append(row)
         return rows
 
+    def databases(self) -> set[str]:
+        """Names of the server's databases."""
+        resp = requests.get(self.url + "/query", params={"q": "SHOW DATABASES"}, timeout=10)
+        resp.raise_for_status()
+        series = resp.json()["results"][0].get("series", [])
+        return {row[0] for s in series for row in s["values"]}
+
     def count(self, measurement: str) -> int:
         """Points of a measurement (counted on the always-present ``id`` field)."""
         rows = self.query(f'SELECT count("id") FROM "{measurement}"')

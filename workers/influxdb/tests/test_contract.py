@@ -29,8 +29,14 @@ class TestInfluxDBContract(PluginContract):
 
         return make
 
-    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, int]:
+    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, float]:
         """How many points carry each id, over every measurement."""
         wanted = set(ids)
         rows = self.influx.query('SELECT "id" FROM /.*/')
         return Counter(row["id"] for row in rows if row["id"] in wanted)
+
+    def destination_total(self, plugin: WorkerPlugin) -> int:
+        """Points in the test database, over every measurement (0 while the database does not exist)."""
+        if self.influx.database not in self.influx.databases():
+            return 0
+        return len(self.influx.query('SELECT "id" FROM /.*/'))

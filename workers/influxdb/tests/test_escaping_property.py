@@ -9,7 +9,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.influxdb.lineprotocol import Encoder
+from sink_lib.lineprotocol import Encoder
 
 pytestmark = pytest.mark.influxdb
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from sink_lib.lineprotocol import Encoder, escape_key, escape_measurement, format_field
 from workers.influxdb import InfluxDBSettings, InfluxDBWorker
-from workers.influxdb.lineprotocol import Encoder, escape_key, escape_measurement, format_field
 
 from .conftest import Influx, make_event
 

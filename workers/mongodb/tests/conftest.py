@@ -8,10 +8,6 @@ is skipped. Each test uses a fresh database that is dropped afterwards.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,38 +16,8 @@ from typing import Any
 import mongomock
 import pytest
 
-from tests.support import port_open, wait_for
 from workers.mongodb import MongoDBSettings, MongoDBWorker
 from workers.mongodb.worker import pymongo_client
-
-REAL_URL = os.environ.get("EVENTSINK_TEST_MONGODB_URL", "")
-STAND_IN = shutil.which("nx-27017")
-NO_SERVER = "no MongoDB server: set EVENTSINK_TEST_MONGODB_URL, or install nx-27017 for a wire-protocol stand-in"
-
-
-@pytest.fixture(scope="session")
-def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a server speaking the MongoDB protocol in another process; skips when there is none."""
-    if REAL_URL:
-        yield REAL_URL
-        return
-    if STAND_IN is None:
-        pytest.skip(NO_SERVER)
-    folder = tmp_path_factory.mktemp("nx27017")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [
-        STAND_IN, "--data-dir", str(folder), "--host", "127.0.0.1", "--port", str(port),
-        "--log-file", str(folder / "server.log"), "--pid-file", str(folder / "server.pid"),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: port_open("127.0.0.1", port), 30, 0.1, what="the nx-27017 stand-in to listen")
-        yield f"mongodb://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @dataclass

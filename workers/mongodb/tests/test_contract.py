@@ -27,10 +27,15 @@ class TestMongoDBContract(PluginContract):
 
         return make
 
-    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, int]:
+    def read_back(self, plugin: WorkerPlugin, ids: Sequence[str]) -> Mapping[str, float]:
         """How many documents have each id (a second one would need another collection)."""
         counts: dict[str, int] = {}
         for name in self.backend.db.list_collection_names():
             for doc in self.backend.db[name].find({"_id": {"$in": list(ids)}}, {"_id": 1}):
                 counts[doc["_id"]] = counts.get(doc["_id"], 0) + 1
         return counts
+
+    def destination_total(self, plugin: WorkerPlugin) -> int:
+        """Documents in the test database, over every collection."""
+        db = self.backend.db
+        return sum(db[name].count_documents({}) for name in db.list_collection_names())

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from workers.errors import RetryLater
@@ -210,3 +211,29 @@ def test_state_file_errors_are_retried_later(make_worker: MakeWorker, monkeypatc
     monkeypatch.setattr(worker.state, "apply", full)
     with pytest.raises(RetryLater, match="disk is full"):
         worker.write([event()])
+
+
+def _listening_address(port: int) -> str:
+    found = [c.laddr.ip for c in psutil.Process().net_connections(kind="tcp")
+             if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    assert len(found) == 1, found
+    return str(found[0])
+
+
+def test_the_metrics_endpoint_listens_on_loopback_unless_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no address configured: only this host can scrape
+    monkeypatch.delenv("EVENTSINK_PROMETHEUS_ADDRESS", raising=False)
+    worker = PrometheusWorker(PrometheusSettings(port=0, state_file=tmp_path / "a.db"))
+    worker.open()
+    try:
+        assert _listening_address(worker.port) == "127.0.0.1"
+    finally:
+        worker.close()
+    # When EVENTSINK_PROMETHEUS_ADDRESS says every interface, then it listens there
+    monkeypatch.setenv("EVENTSINK_PROMETHEUS_ADDRESS", "0.0.0.0")
+    worker = PrometheusWorker(PrometheusSettings(port=0, state_file=tmp_path / "a.db"))
+    worker.open()
+    try:
+        assert _listening_address(worker.port) == "0.0.0.0"
+    finally:
+        worker.close()

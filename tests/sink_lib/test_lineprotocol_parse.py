@@ -1,4 +1,4 @@
-"""The InfluxDB line protocol parser."""
+"""The InfluxDB line protocol parser: what it accepts, and that nothing else gets past it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emergency_api.lineprotocol import LineError, parse, parse_line
+from sink_lib.lineprotocol import LineProtocolError, parse, parse_line
 
 
 def test_a_full_line() -> None:
@@ -56,7 +56,8 @@ def test_precision_scales_the_timestamp() -> None:
         ("cpu v=12.5i", "invalid integer"),
         ("cpu v=-1u", "invalid unsigned integer"),
         ("cpu v=9223372036854775808i", "out of range"),
-        ("cpu v=NaN", "not a finite number"),
+        ("cpu v=NaN", "invalid field value"),
+        ("cpu v=1e999", "out of range"),
         ('cpu v="open', "unterminated string"),
         ("cpu v=1 12:00", "invalid timestamp"),
         ("cpu v=1 1 2", "invalid timestamp"),
@@ -64,7 +65,7 @@ def test_precision_scales_the_timestamp() -> None:
     ],
 )
 def test_garbage_is_refused_with_a_reason(line: str, reason: str) -> None:
-    with pytest.raises(LineError, match=reason):
+    with pytest.raises(LineProtocolError, match=reason):
         parse_line(line)
 
 

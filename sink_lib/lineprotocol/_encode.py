@@ -1,6 +1,10 @@
-"""A small, fast InfluxDB line protocol encoder (the worker's hot path).
+"""The encoders: :func:`encode` writes a parsed :class:`Point` back exactly; :class:`Encoder` is the
+influxdb worker's fast encoder of the points it maps from events of every other type.
 
-Rules (InfluxDB 1.x and 2.x line protocol)::
+:func:`encode` escapes as InfluxDB unescapes (see the package docstring) and writes every field with
+its recorded type, so ``parse_line(encode(p)) == p``.
+
+:class:`Encoder` (the worker's hot path) follows InfluxDB's rules::
 
     measurement[,tag_key=tag_value...] field_key=field_value[,...] timestamp
 
@@ -23,7 +27,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from ._point import BOOLEAN, FLOAT, INT64_MAX, INT64_MIN, INTEGER, STRING, UNSIGNED, LineProtocolError, Point
 
 # line breaks and tabs become (escaped) spaces
 _MEASUREMENT = str.maketrans(
@@ -35,6 +39,9 @@ _KEY = str.maketrans(
 _STRING = str.maketrans({'"': '\\"', "\\": "\\\\"})
 
 FieldValue = str | int | float | bool
+# exact escaping, for points that came from line protocol
+_EXACT_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
+_EXACT_NAME = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 
 
 def escape_measurement(name: str) -> str:
@@ -67,12 +74,64 @@ def format_field(value: FieldValue) -> str | None:
     return '"' + value.translate(_STRING) + '"'
 
 
+def escape_string(value: str) -> str:
+    """A string field value as it appears in a line, quotes included."""
+    return '"' + value.translate(_STRING) + '"'
+
+
+def _exact(text: str, table: dict[int, str], what: str) -> str:
+    if not text or text.endswith("\\") or "\n" in text:
+        raise LineProtocolError(f"{what} {text[:40]!r} cannot be written in line protocol "
+                                "(empty, ends with a backslash or holds a line break)")
+    return text.translate(table)
+
+
+def _exact_field(name: str, value: FieldValue, kind: str) -> str:
+    if kind == FLOAT and type(value) is float and math.isfinite(value):
+        return repr(value)
+    if kind == INTEGER and type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return f"{value}i"
+    if kind == UNSIGNED and type(value) is int and 0 <= value < 1 << 64:
+        return f"{value}u"
+    if kind == STRING and type(value) is str:
+        return escape_string(value)
+    if kind == BOOLEAN and type(value) is bool:
+        return "true" if value else "false"
+    raise LineProtocolError(f"field {name!r}: {value!r} is not a valid {kind}")
+
+
+def _exact_head(point: Point) -> str:
+    measurement = _exact(point.measurement, _EXACT_MEASUREMENT, "measurement")
+    if measurement.startswith("#"):
+        raise LineProtocolError(f"measurement {point.measurement[:40]!r} would make the line a comment")
+    head = [measurement]
+    for key in sorted(point.tags):
+        head.append(f",{_exact(key, _EXACT_NAME, 'tag key')}={_exact(point.tags[key], _EXACT_NAME, 'tag value')}")
+    return "".join(head)
+
+
+def encode(point: Point) -> str:
+    """The line of ``point``, which parses back to the same point; LineProtocolError when it has none.
+
+    Tags are written sorted by key, as InfluxDB prefers.
+    """
+    if not point.fields:
+        raise LineProtocolError("a point needs at least one field")
+    fields = ",".join(
+        f"{_exact(name, _EXACT_NAME, 'field key')}={_exact_field(name, value, point.field_type(name))}"
+        for name, value in point.fields.items()
+    )
+    line = _exact_head(point) + " " + fields
+    return line if point.timestamp_ns is None else f"{line} {point.timestamp_ns}"
+
+
 class Encoder:
     """Encodes points into lines, caching the escaped text of the (few) tag sets and field keys it has seen."""
 
     def __init__(self, cache_size: int = 10_000) -> None:
         self._heads: dict[tuple[Any, ...], str] = {}
         self._names: dict[str, str] = {}
+        self._exact_names: dict[str, str] = {}
         self._cache_size = cache_size
 
     def head(self, measurement: str, tags: Mapping[str, str]) -> str:
@@ -100,6 +159,33 @@ class Encoder:
                 self._names.clear()
             self._names[text] = escaped
         return escaped
+
+    def exact(self, point: Point) -> str:
+        """:func:`encode` with the escaped series keys and field keys cached (the worker's hot path)."""
+        key = (None, point.measurement, *point.tags.items())
+        head = self._heads.get(key)
+        if head is None:
+            head = _exact_head(point)
+            if len(self._heads) >= self._cache_size:
+                self._heads.clear()
+            self._heads[key] = head
+        names, types, body = self._exact_names, point.types, []
+        for name, value in point.fields.items():
+            escaped = names.get(name)
+            if escaped is None:
+                escaped = _exact(name, _EXACT_NAME, "field key")
+                if len(names) >= self._cache_size:
+                    names.clear()
+                names[name] = escaped
+            kind = types.get(name) or point.field_type(name)
+            if kind == FLOAT and type(value) is float and value - value == 0.0:
+                body.append(f"{escaped}={value!r}")
+            else:
+                body.append(f"{escaped}={_exact_field(name, value, kind)}")
+        if not body:
+            raise LineProtocolError("a point needs at least one field")
+        fields = ",".join(body)
+        return f"{head} {fields}" if point.timestamp_ns is None else f"{head} {fields} {point.timestamp_ns}"
 
     def line(
         self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], time_ns: int

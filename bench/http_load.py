@@ -1,0 +1,159 @@
+"""Helpers of the HTTP ingest benchmarks: servers under gunicorn, wrk runs with CPU time, a bare publisher.
+
+Each measurement returns requests/s, p50/p99 latency and the CPU time the server process tree (gunicorn
+master and workers) spent per request, read from /proc through psutil, so a neighbour's load on the
+shared machine shows as wall-clock noise but not as CPU cost.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pika
+import psutil
+import requests
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
+wrk.headers["X-API-Key"] = os.getenv("BENCH_KEY")
+local f = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+"""
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(cmd: list[str], env: dict[str, str], probe: str, log: Path, timeout: float = 60.0,
+          cwd: str | None = None) -> subprocess.Popen[bytes]:
+    """Start a server in its own process group and wait until ``probe`` answers."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=cwd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}; see {log}")
+        try:
+            requests.get(probe, timeout=1)
+            return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {probe} did not come up; see {log}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by :func:`start` (its whole process group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connections: int,
+            server_pid: int | None = None, content_type: str = "application/json") -> dict[str, float]:
+    """Requests/s, latency percentiles and server CPU ms per request; fails when any response is not 2xx."""
+    cpu_before = tree_cpu_s(server_pid) if server_pid else 0.0
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "BENCH_KEY": key, "BENCH_BODY": str(body), "BENCH_CONTENT_TYPE": content_type},
+    ).stdout
+    cpu = tree_cpu_s(server_pid) - cpu_before if server_pid else float("nan")
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit("wrk saw errors:\n" + out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    pct = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+    return {"requests_per_s": rps, "p50_ms": pct["50"], "p99_ms": pct["99"],
+            "cpu_ms_per_request": 1000 * cpu / max(total, 1)}
+
+
+def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window: int) -> dict[str, float]:
+    """Events/s of one pipelined confirm-mode pika publisher keeping ``window`` messages unconfirmed.
+
+    It publishes the same body, with the same persistent properties, as the sink does, and counts
+    only confirmed messages; CPU is this process's own (the publisher runs in it).
+    """
+    from pika.adapters.select_connection import SelectConnection
+
+    props = pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2,
+                                 message_id="bench", type="health.http", timestamp=int(time.time()))
+    state: dict[str, Any] = {"sent": 0, "confirmed": 0, "stop_at": 0.0, "closing": False}
+    holder: list[Any] = []
+
+    def pump() -> None:
+        if time.monotonic() >= state["stop_at"]:
+            if state["confirmed"] >= state["sent"] and not state["closing"]:
+                state["closing"] = True
+                connection.close()
+            return
+        while state["sent"] - state["confirmed"] < window:
+            holder[0].basic_publish(exchange, "", body, props)
+            state["sent"] += 1
+
+    def on_confirm(frame: Any) -> None:
+        if isinstance(frame.method, pika.spec.Basic.Nack):
+            raise RuntimeError("the broker refused a message")
+        state["confirmed"] = max(state["confirmed"], frame.method.delivery_tag)
+        pump()
+
+    def on_channel(channel: Any) -> None:
+        holder.append(channel)
+        state["stop_at"] = time.monotonic() + seconds
+        state["started"] = time.perf_counter()
+        state["cpu"] = time.process_time()
+        channel.confirm_delivery(on_confirm, callback=lambda _frame: pump())
+
+    connection = SelectConnection(
+        pika.URLParameters(amqp),
+        on_open_callback=lambda conn: conn.channel(on_open_callback=on_channel),
+        on_close_callback=lambda conn, reason: conn.ioloop.stop(),
+    )
+    connection.ioloop.start()
+    elapsed = time.perf_counter() - state["started"]
+    cpu = time.process_time() - state["cpu"]
+    return {"events_per_s": state["confirmed"] / elapsed, "requests_per_s": float("nan"),
+            "p50_ms": float("nan"), "p99_ms": float("nan"),
+            "cpu_ms_per_request": 1000 * cpu / max(state["confirmed"], 1)}
