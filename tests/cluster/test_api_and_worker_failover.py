@@ -77,6 +77,7 @@ def test_the_api_keeps_answering_202_through_a_node_loss(cluster: Cluster, clust
           f"stop command, {stats['spooled']} events spooled")
 
 
+@pytest.mark.influxdb
 def test_worker_node_stops_mid_drain_and_influxdb_holds_every_event_once(
         cluster: Cluster, cluster_exchange: str, tmp_path: Path, influxdb_url: str,
         caplog: pytest.LogCaptureFixture) -> None:
