@@ -13,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 endif
 
-.PHONY: install services test test-fast check bench soak run stop clean
+.PHONY: install services test test-fast check bench soak run stop clean cluster cluster-stop
 
 $(VENV)/bin/python:
 	scripts/venv.sh $(BASE_PYTHON) $(VENV)
@@ -40,6 +40,12 @@ bench:              ## benchmarks: ratios against baselines measured in the same
 
 soak:               ## 10-minute steady-load soak of the API and workers (not in CI)
 	$(PYTHON) bench/soak.py --minutes 10
+
+cluster:            ## a 3-node RabbitMQ cluster on :5681-5683 beside the default broker
+	scripts/cluster.sh start
+
+cluster-stop:       ## stop that cluster and remove its data
+	scripts/cluster.sh stop
 
 run: $(VENV_DEP)    ## the whole system locally: services, API, workers, monitor, demo producer
 	PYTHON=$(PYTHON) scripts/run.sh

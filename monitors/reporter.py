@@ -31,11 +31,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from sink_lib.errors import SpoolError, SpoolFullError
+from sink_lib.retry import Backoff, parse_retry_after
 from sink_lib.spool import Spool, SpoolRecord
 
 from .errors import ReporterError
@@ -78,7 +78,7 @@ class Reporter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_attempt = 0.0
-        self._backoff = settings.retry_min_s
+        self._backoff = Backoff(settings.retry_min_s, max(settings.retry_max_s, settings.retry_min_s))
         self._lock = threading.Lock()
         self.counts = {"submitted": 0, "sent": 0, "retries": 0, "rejected": 0, "dropped": 0}
         self.last_error: str | None = None
@@ -199,15 +199,14 @@ class Reporter:
         if outcome == "sent":
             self.spool.ack([r.seq for r in records])
             self._count("sent", len(records))
-            self._backoff = self.settings.retry_min_s
+            self._backoff.reset()
             self.last_error = None
             return True
         if outcome == "retry":
             self.spool.release([r.seq for r in records])
             self._count("retries")
-            # the API's Retry-After wins over our own backoff (capped at 10 minutes against nonsense)
-            delay = max(self._backoff, min(_retry_after(answer) or 0.0, 600.0))
-            self._backoff = min(self._backoff * 2, self.settings.retry_max_s)
+            # the API's Retry-After wins over our own backoff (parse_retry_after caps it at 10 minutes)
+            delay = self._backoff.next_delay(parse_retry_after(answer.headers.get("retry-after")) if answer else None)
             self._next_attempt = time.monotonic() + delay
             if self.last_error != detail:
                 log.warning("emergency API unavailable (%s); events kept in the spool, next try in %.1fs",
@@ -275,18 +274,3 @@ def _problem(answer: Answer) -> str:
     if problem.get("errors"):
         parts.append(json.dumps(problem["errors"])[:500])
     return " - ".join(parts) or json.dumps(problem)[:300]
-
-
-def _retry_after(answer: Answer | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
-    value = answer.headers.get("retry-after") if answer else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None

@@ -6,7 +6,8 @@ scripts/services.sh start >/dev/null
 status=0
 for script in bench/sink_publish.py bench/async_sink.py bench/api_ingest.py bench/api_write.py bench/workers_runtime.py \
               bench/workers_influxdb.py bench/workers_influxdb_metric.py bench/workers_prometheus.py \
-              bench/workers_analytics.py bench/monitors_accuracy.py bench/monitors_cost.py; do
+              bench/workers_analytics.py bench/monitors_accuracy.py bench/monitors_cost.py \
+              bench/cluster.py; do
   [ -f "$script" ] || continue
   echo "== $script"
   if ! "${PYTHON:-python3}" "$script"; then

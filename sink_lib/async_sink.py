@@ -1,8 +1,9 @@
-"""AsyncEventSink: the asyncio flavour of EventSink, on aio-pika's robust connection.
+"""AsyncEventSink: the asyncio flavour of EventSink, on aio-pika.
 
 ``await sink.publish(...)`` returns once the broker confirmed the event, or, when RabbitMQ cannot be
 reached or does not confirm in time, once the event is in the same durable spool EventSink uses. A
-background task replays the spool, oldest first, whenever the connection is up.
+background task replays the spool, oldest first, whenever the connection is up. When the connection is
+lost the sink reconnects to the next node of ``EVENTSINK_AMQP_URL`` (backing off once every node failed).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any, Unpack
 
 from .errors import BrokerError, SinkClosedError, SpoolError
 from .event import CONTENT_TYPE
+from .nodes import BrokerNodes, redact_url
 from .prepared import EventFields, PreparedEvent, prepare_event, replay_headers
 from .registry import TypeRegistry, default_registry
+from .retry import Backoff
 from .settings import SinkSettings
 from .spool import Spool
-from .topology import redact_url
 
 try:
     import aio_pika
@@ -42,7 +44,9 @@ class AsyncEventSink:
         self.confirm_timeout_s = confirm_timeout_s
         self._spool = Spool(self.settings.spool_dir, self.settings.spool_max_bytes)
         self._spool.check_directory()
-        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._nodes = BrokerNodes(self.settings.amqp_url, shuffle=self.settings.amqp_shuffle)
+        self.node: str | None = None  # host:port of the node in use, None while not connected
+        self._connection: aio_pika.abc.AbstractConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._replayer: asyncio.Task[None] | None = None
         self._connector: asyncio.Task[None] | None = None
@@ -66,26 +70,52 @@ class AsyncEventSink:
         self._replayer = asyncio.create_task(self._replay_forever())
 
     async def _connect_once(self) -> None:
-        try:
-            connection = await aio_pika.connect_robust(
-                self.settings.amqp_url, timeout=5,
-                client_properties={"connection_name": f"eventsink async {self.settings.source}"},
-            )
-            channel = await connection.channel(publisher_confirms=True)
-            exchange = await channel.declare_exchange(
-                self.settings.exchange, aio_pika.ExchangeType.FANOUT, durable=True
-            )
-        except (TimeoutError, OSError, aio_pika.exceptions.AMQPException) as exc:
-            raise BrokerError(f"cannot reach RabbitMQ at {redact_url(self.settings.amqp_url)}: {exc!r}") from exc
-        self._connection, self._exchange = connection, exchange
+        """Connect to the first node that answers, from the current one; BrokerError when none does."""
+        last: BaseException | None = None
+        for _ in range(len(self._nodes)):
+            url = self._nodes.current
+            try:
+                connection = await aio_pika.connect(
+                    url, timeout=5,
+                    client_properties={"connection_name": f"eventsink async {self.settings.source}"},
+                )
+                channel = await connection.channel(publisher_confirms=True)
+                exchange = await channel.declare_exchange(
+                    self.settings.exchange, aio_pika.ExchangeType.FANOUT, durable=True
+                )
+            except (TimeoutError, OSError, aio_pika.exceptions.AMQPException) as exc:
+                log.info("RabbitMQ node %s did not answer (%r)", self._nodes.label, exc)
+                last = exc
+                self._nodes.failed()
+                continue
+            self._nodes.succeeded()
+            self.node = self._nodes.label
+            log.info("async sink connected to RabbitMQ node %s", self.node)
+            connection.close_callbacks.add(self._on_connection_lost)
+            self._connection, self._exchange = connection, exchange
+            return
+        raise BrokerError(f"cannot reach RabbitMQ at {redact_url(self.settings.amqp_url)}: {last!r}")
 
-    async def _keep_connecting(self) -> None:
-        delay = self.settings.reconnect_min_s
+    def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
+        if self._closed:
+            return
+        log.warning("connection to RabbitMQ node %s lost (%r); trying the other nodes", self.node, exc)
+        self._exchange = None
+        self.node = None
+        self._nodes.failed()
+        if self._connector is None or self._connector.done():
+            self._connector = asyncio.get_running_loop().create_task(self._keep_connecting(first_delay=False))
+
+    async def _keep_connecting(self, first_delay: bool = True) -> None:
+        backoff = Backoff(self.settings.reconnect_min_s,
+                          max(self.settings.reconnect_max_s, self.settings.reconnect_min_s))
+        wait = first_delay
         while not self._closed and self._exchange is None:
-            await asyncio.sleep(delay)
+            if wait:
+                await asyncio.sleep(backoff.next_delay())
+            wait = True
             with contextlib.suppress(BrokerError):
                 await self._connect_once()
-            delay = min(delay * 2, self.settings.reconnect_max_s)
 
     def prepare(self, type: str, data: dict[str, Any], **fields: Unpack[EventFields]) -> PreparedEvent:
         """Validate and serialise an event; raises EventValidationError naming the bad field."""

@@ -3,15 +3,15 @@
 Online, the thread keeps up to ``confirm_window`` messages unconfirmed at once: spooled events first
 (oldest first), then the in-memory queue. Acks settle events; nacks put them back to be retried; on a
 lost connection every unconfirmed event is put back too (so delivery is at least once; consumers
-dedupe by event id). Offline, it moves the in-memory queue into the durable spool and reconnects with
-exponential backoff.
+dedupe by event id). When its node fails it moves straight to the next node of ``EVENTSINK_AMQP_URL``;
+once every node failed in a row it is offline: it moves the in-memory queue into the durable spool and
+reconnects with exponential backoff.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections import OrderedDict
@@ -24,11 +24,12 @@ from pika.adapters.select_connection import SelectConnection
 from .errors import SpoolError
 from .event import CONTENT_TYPE
 from .frames import PublishEncoder
+from .nodes import BrokerNodes, redact_url
 from .outbox import Item, Outbox, PreparedEvent
 from .prepared import replay_headers
+from .retry import Backoff
 from .settings import SinkSettings
 from .spool import Spool, SpoolRecord
-from .topology import redact_url
 
 log = logging.getLogger("sink_lib.publisher")
 
@@ -68,11 +69,12 @@ class Publisher(threading.Thread):
         self._spool_buffer: list[SpoolRecord] = []
         self._spool_maybe = True  # the spool may hold records; checked at connect and periodically
         self._last_spool_check = 0.0
-        self._delay = settings.reconnect_min_s
-        self._params = pika.URLParameters(settings.amqp_url)
-        self._params.heartbeat = settings.heartbeat_s
-        self._params.connection_attempts = 1
-        self._params.client_properties = {"connection_name": f"eventsink publisher {settings.source}"}
+        self._backoff = Backoff(settings.reconnect_min_s, max(settings.reconnect_max_s, settings.reconnect_min_s))
+        self._nodes = BrokerNodes(settings.amqp_url, shuffle=settings.amqp_shuffle)
+        self._was_ready = False
+        self._lost_node: str | None = None
+        self._lost_at = 0.0
+        self.node: str | None = None  # host:port of the node in use, None while not connected
         self._offline_logged = False
         self._encoder: PublishEncoder | None = None
         self._write: Any = None
@@ -93,8 +95,17 @@ class Publisher(threading.Thread):
             self._go_offline()
             if self._stopping.is_set():
                 break
-            self._offline(self._delay * (0.5 + random.random()))
-            self._delay = min(self._delay * 2, self.settings.reconnect_max_s)
+            if self._was_ready:  # a node we used went away: try the others at once
+                self._lost_node, self._lost_at = self._nodes.label, time.monotonic()
+                self._was_ready = False
+                self._nodes.failed()
+                continue
+            if self._nodes.failed():  # every node failed in a row: spool and back off
+                if not self._offline_logged:
+                    log.warning("RabbitMQ unreachable at %s; events go to the spool %s",
+                                redact_url(self.settings.amqp_url), self.spool.path)
+                    self._offline_logged = True
+                self._offline(self._backoff.next_delay())
         self._spool_memory(final=True)
 
     def stop(self) -> None:
@@ -125,9 +136,17 @@ class Publisher(threading.Thread):
 
     # -- online --------------------------------------------------------------------------------
 
+    def _parameters(self) -> pika.URLParameters:
+        params = pika.URLParameters(self._nodes.current)
+        params.heartbeat = self.settings.heartbeat_s
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        params.client_properties = {"connection_name": f"eventsink publisher {self.settings.source}"}
+        return params
+
     def _serve(self) -> None:
         self._connection = SelectConnection(
-            self._params,
+            self._parameters(),
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_closed,
@@ -135,10 +154,7 @@ class Publisher(threading.Thread):
         self._connection.ioloop.start()
 
     def _on_open_error(self, connection: Any, error: BaseException) -> None:
-        if not self._offline_logged:
-            log.warning("RabbitMQ unreachable at %s (%r); events go to the spool %s",
-                        redact_url(self.settings.amqp_url), error, self.spool.path)
-            self._offline_logged = True
+        log.info("RabbitMQ node %s did not answer (%r)", self._nodes.label, error)
         connection.ioloop.stop()
 
     def _on_closed(self, connection: Any, reason: BaseException) -> None:
@@ -180,10 +196,19 @@ class Publisher(threading.Thread):
         self._encoder = None
         if self._write is not None and isinstance(body_max, int):
             self._encoder = PublishEncoder(self._channel.channel_number, self.settings.exchange, body_max)
-        self._delay = self.settings.reconnect_min_s
+        self._backoff.reset()
         self._retry_now.clear()
-        if self._offline_logged:
-            log.warning("connected to RabbitMQ again; replaying the spool")
+        self._nodes.succeeded()
+        self._was_ready = True
+        self.node = self._nodes.label
+        if self._lost_node is not None:
+            log.warning("publisher moved from RabbitMQ node %s to %s in %.2fs", self._lost_node, self.node,
+                        time.monotonic() - self._lost_at)
+        elif self._offline_logged:
+            log.warning("connected to RabbitMQ node %s again; replaying the spool", self.node)
+        else:
+            log.info("publisher connected to RabbitMQ node %s", self.node)
+        self._lost_node = None
         self._offline_logged = False
         self._spool_maybe = True
         assert self._connection is not None
@@ -351,6 +376,7 @@ class Publisher(threading.Thread):
 
     def _go_offline(self) -> None:
         """After a connection ends: put unconfirmed events back (memory) or release them (spool)."""
+        self.node = None
         self._channel = None
         self._connection = None
         inflight = list(self._inflight.values())

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .nodes import split_amqp_urls
 
 ENV_PREFIX = "EVENTSINK_"
 _S = TypeVar("_S", bound=BaseSettings)
@@ -32,7 +33,15 @@ class SinkSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
 
     amqp_url: str = Field(
-        "amqp://guest:guest@localhost:5672/%2F", description="RabbitMQ URL (pika URLParameters syntax)."
+        "amqp://guest:guest@localhost:5672/%2F",
+        description="RabbitMQ URL (pika URLParameters syntax), or a comma-separated list of the URLs of a "
+        "cluster's nodes: clients use one and fail over to the others.",
+    )
+    amqp_shuffle: bool = Field(
+        True, description="Shuffle the URL list per client, so clients spread over a cluster's nodes."
+    )
+    quorum_group_size: int | None = Field(
+        None, ge=1, description="Replicas of new quorum queues; default 3 when 3+ URLs are given, else all nodes."
     )
     exchange: str = Field("events", min_length=1, description="Name of the fanout exchange events go to.")
     source: str = Field("/eventsink", min_length=1, description="Default CloudEvents `source` of emitted events.")
@@ -64,6 +73,11 @@ class SinkSettings(BaseSettings):
         description="RabbitMQ management API (http://user:password@host:15672), read by `eventsink status` to "
         "list other queues bound to the exchange; default: the first AMQP host, port 15672, same credentials.",
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_urls(cls, value: str) -> str:
+        return ",".join(split_amqp_urls(value))
 
     @field_validator("exchange")
     @classmethod

@@ -288,6 +288,8 @@ class EventSink:
             out["inflight"] = outbox.inflight
             out["pending"] = outbox.pending
             out["connected"] = outbox.connected
+        publisher = self._publisher
+        out["node"] = getattr(publisher, "node", None)
         try:
             out["spool_pending"] = self._spool.count()
         except SpoolError:

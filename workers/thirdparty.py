@@ -14,6 +14,8 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import Field
 
+from sink_lib.retry import parse_retry_after
+
 from .plugin import WorkerSettings
 from .privacy import PERSONAL_DATA_DROP
 
@@ -42,11 +44,7 @@ class Unsendable(Exception):
 
 def retry_after(response: requests.Response) -> float | None:
     """Seconds of the response's Retry-After header, when it has a usable one."""
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 def new_session(url: str) -> requests.Session:

@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from sink_lib.retry import parse_retry_after
 from sink_lib.topology import redact_url
 
 from .settings import InfluxDBSettings
@@ -30,11 +31,8 @@ class WriteFailed(Exception):
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds of a Retry-After header (delta-seconds form), else None."""
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+    """Seconds of a Retry-After header (delta-seconds or HTTP-date), else None."""
+    return parse_retry_after(value)
 
 
 def error_text(body: bytes | str | None) -> str:

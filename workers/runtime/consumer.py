@@ -21,6 +21,7 @@ import pika
 import pika.exceptions
 
 from sink_lib.errors import BrokerError, EventSinkError, TopologyError
+from sink_lib.nodes import BrokerNodes
 from sink_lib.settings import SinkSettings
 from sink_lib.topology import declare_exchange, declare_worker, queue_name, redact_url
 
@@ -70,6 +71,9 @@ class QueueConsumer:
         self._broker_backoff = Backoff(
             sink_settings.reconnect_min_s, max(sink_settings.reconnect_max_s, sink_settings.reconnect_min_s)
         )
+        self._nodes = BrokerNodes(sink_settings.amqp_url, shuffle=sink_settings.amqp_shuffle)
+        self.node: str | None = None  # host:port of the node consumed from, None while not connected
+        self._lost: tuple[str, float] | None = None  # the node lost and when, until consuming elsewhere
         self._connection: Any = None
         self._channel: Any = None
         self._dead: DeadLetterPublisher | None = None
@@ -110,8 +114,12 @@ class QueueConsumer:
                     delay = self._broker_backoff.next_delay()
                     log.warning(
                         "worker %s: broker connection to %s lost (%r); reconnecting in %.1fs",
-                        self.name, redact_url(self.sink.amqp_url), exc, delay,
+                        self.name, self.node or redact_url(self.sink.amqp_url), exc, delay,
                     )
+                    if self.node is not None:  # the node we used failed: start with the next one
+                        self._lost = self._lost or (self.node, time.monotonic())
+                        self._nodes.failed()
+                    self.node = None
                     self._drop_session()
                     self.stop_event.wait(delay)
         finally:
@@ -146,14 +154,20 @@ class QueueConsumer:
         return False
 
     def _connect(self) -> Any:
-        params = pika.URLParameters(self.sink.amqp_url)
-        params.heartbeat = self.sink.heartbeat_s
-        params.connection_attempts = 1
-        params.socket_timeout = 5
-        # a broker resource alarm blocks publishing (our dead letters); give up and reconnect after a while
-        params.blocked_connection_timeout = 120
-        params.client_properties = {"connection_name": f"eventsink worker {self.name}"}
-        return pika.BlockingConnection(params)
+        """A connection to the first node of the list that answers, starting from the current one."""
+        def attempt(url: str) -> Any:
+            params = pika.URLParameters(url)
+            params.heartbeat = self.sink.heartbeat_s
+            params.connection_attempts = 1
+            params.socket_timeout = 5
+            # a broker resource alarm blocks publishing (our dead letters); give up and reconnect after a while
+            params.blocked_connection_timeout = 120
+            params.client_properties = {"connection_name": f"eventsink worker {self.name}"}
+            return pika.BlockingConnection(params)
+
+        connection = self._nodes.connect(attempt, (pika.exceptions.AMQPConnectionError, OSError))
+        self.node = self._nodes.label
+        return connection
 
     def _session(self) -> None:
         """One broker connection: declare, consume and process until stopped or the connection drops."""
@@ -175,9 +189,13 @@ class QueueConsumer:
         self._broker_backoff.reset()
         log.info(
             "worker %s consuming %s at %s (prefetch %d, batches of %d or %.2fs)%s",
-            self.name, self.queue, redact_url(self.sink.amqp_url), self.prefetch, self.batch_size,
+            self.name, self.queue, self.node, self.prefetch, self.batch_size,
             self.batch_timeout_s, " [dry run]" if self.dry_run else "",
         )
+        if self._lost is not None:
+            log.warning("worker %s moved from RabbitMQ node %s to %s in %.2fs", self.name, self._lost[0],
+                        self.node, time.monotonic() - self._lost[1])
+            self._lost = None
         next_depth = 0.0
         while not self.stopping:
             left = self._batcher.time_left()
