@@ -226,17 +226,16 @@ class Spool:
 
     def count(self) -> int:
         """Records in the spool, claimed or not."""
-        with self._lock:
-            try:
-                return int(self._db().execute("SELECT COUNT(*) FROM events").fetchone()[0])
-            except sqlite3.Error as exc:
-                raise _wrap(exc, f"cannot read spool {self.path}") from exc
+        return self._read_number("SELECT COUNT(*) FROM events")
 
     def size_bytes(self) -> int:
         """Bytes of event bodies in the spool."""
+        return self._read_number("SELECT value FROM meta WHERE key='bytes'")
+
+    def _read_number(self, query: str) -> int:
         with self._lock:
             try:
-                return int(self._db().execute("SELECT value FROM meta WHERE key='bytes'").fetchone()[0])
+                return int(self._db().execute(query).fetchone()[0])
             except sqlite3.Error as exc:
                 raise _wrap(exc, f"cannot read spool {self.path}") from exc
 
