@@ -19,6 +19,7 @@ too. A partial write publishes the good lines and answers 400 naming the bad one
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from flask import Blueprint, Response, json, request
@@ -98,25 +99,23 @@ def _write(key: ApiKey, precision: str) -> Response:
 @bp.post("/write")
 def write_v1() -> Response:
     """InfluxDB 1.x write: the lines become ``metric.*`` events."""
-    key = require_key()
-    if not request.args.get("db"):
-        raise Problem(400, "database is required")
-    precision = request.args.get("precision") or "ns"
-    if precision not in V1_PRECISIONS:
-        raise Problem(400, f"invalid precision {precision!r}: use one of {', '.join(sorted(V1_PRECISIONS))}")
-    return _write(key, precision)
+    return _write(require_key(), _checked_target("db", "database", V1_PRECISIONS))
 
 
 @bp.post(V2_WRITE)
 def write_v2() -> Response:
     """InfluxDB 2.x write: the lines become ``metric.*`` events."""
-    key = require_key()
-    if not request.args.get("bucket"):
-        raise Problem(400, "bucket is required")
+    return _write(require_key(), _checked_target("bucket", "bucket", V2_PRECISIONS))
+
+
+def _checked_target(param: str, what: str, precisions: Collection[str]) -> str:
+    """The request's precision, after checking the required target (``db`` / ``bucket``) is named."""
+    if not request.args.get(param):
+        raise Problem(400, f"{what} is required")
     precision = request.args.get("precision") or "ns"
-    if precision not in V2_PRECISIONS:
-        raise Problem(400, f"invalid precision {precision!r}: use one of ns, us, ms, s")
-    return _write(key, precision)
+    if precision not in precisions:
+        raise Problem(400, f"invalid precision {precision!r}: use one of {', '.join(sorted(precisions))}")
+    return precision
 
 
 @bp.post("/query")
