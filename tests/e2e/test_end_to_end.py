@@ -117,13 +117,13 @@ def test_every_event_reaches_every_destination_exactly_once(stack: dict, sink_se
         for i in range(60):
             kind = i % 4
             if kind == 0:
-                ev = sink.emit("storage.file.uploaded", {"file_id": f"f{i}", "bytes": 1000 + i}, userid="u1")
+                ev = sink.enqueue("storage.file.uploaded", {"file_id": f"f{i}", "bytes": 1000 + i}, userid="u1")
             elif kind == 1:
-                ev = sink.emit("traffic.page.viewed", {"url": f"/datasets/{i}"}, userid="u2")
+                ev = sink.enqueue("traffic.page.viewed", {"url": f"/datasets/{i}"}, userid="u2")
             elif kind == 2:
-                ev = sink.emit("extraction.finished", {"extractor": "ncsa.image", "duration_s": 1.5})
+                ev = sink.enqueue("extraction.finished", {"extractor": "ncsa.image", "duration_s": 1.5})
             else:
-                ev = sink.emit("storage.file.deleted", {"file_id": f"f{i - 3}", "bytes": 1000 + i - 3})
+                ev = sink.enqueue("storage.file.deleted", {"file_id": f"f{i - 3}", "bytes": 1000 + i - 3})
             app_ids.append(ev.id)
             app_types[ev.type] += 1
         assert sink.flush(30)

@@ -100,7 +100,7 @@ def emit_app_events(settings: SinkSettings) -> int:
     events = app_events()
     with EventSink(settings=settings) as sink:
         for kind, data, extensions in events:
-            sink.emit(kind, data, source="/clowder/web", **extensions)
+            sink.enqueue(kind, data, source="/clowder/web", **extensions)
         assert sink.flush(timeout=30), sink.stats()
     return len(events)
 

@@ -33,7 +33,7 @@ def test_sync_sink_skips_a_dead_node_and_says_which_node_it_uses(sink_settings: 
     settings = listed(sink_settings)
     declare(settings, ["alpha"])
     with EventSink(settings) as sink:
-        ids = [sink.emit("storage.file.deleted", {"file_id": f"f{i}", "bytes": i}).id for i in range(10)]
+        ids = [sink.enqueue("storage.file.deleted", {"file_id": f"f{i}", "bytes": i}).id for i in range(10)]
         assert sink.flush(30)
         stats = sink.stats()
     assert stats["confirmed"] == 10 and stats["spooled"] == 0
@@ -45,7 +45,7 @@ async def test_async_sink_skips_a_dead_node(sink_settings: SinkSettings) -> None
     settings = listed(sink_settings)
     declare(settings, ["alpha"])
     async with AsyncEventSink(settings=settings) as sink:
-        event = await sink.emit("storage.file.deleted", {"file_id": "f1", "bytes": 1})
+        event = await sink.publish("storage.file.deleted", {"file_id": "f1", "bytes": 1})
         stats = sink.stats()
         assert sink.node is not None and sink.node.startswith("localhost:")
     assert stats["confirmed"] == 1 and stats["spooled"] == 0

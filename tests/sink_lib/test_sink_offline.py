@@ -47,12 +47,12 @@ def offline_settings(spool_dir: Path, **kw) -> SinkSettings:
 def test_invalid_event_raises_in_the_caller_and_nothing_is_queued(spool_dir: Path):
     with EventSink(settings=offline_settings(spool_dir)) as sink:
         with pytest.raises(EventValidationError) as err:
-            sink.emit("storage.file.uploaded", {"file_id": "f1", "bytes": "ten"})
+            sink.enqueue("storage.file.uploaded", {"file_id": "f1", "bytes": "ten"})
         assert err.value.errors[0]["field"] == "data.bytes"
         with pytest.raises(EventValidationError, match=r"data\.when"):
-            sink.emit("custom.thing", {"when": object()})
+            sink.enqueue("custom.thing", {"when": object()})
         with pytest.raises(EventValidationError, match="userid"):
-            sink.emit("custom.thing", {}, userid=42)  # type: ignore[arg-type]
+            sink.enqueue("custom.thing", {}, userid=42)  # type: ignore[arg-type]
         assert sink.stats()["emitted"] == 0
     assert Spool(spool_dir, 1 << 20).count() == 0
 
@@ -60,13 +60,13 @@ def test_invalid_event_raises_in_the_caller_and_nothing_is_queued(spool_dir: Pat
 def test_strict_mode_refuses_unknown_types(spool_dir: Path):
     with (EventSink(settings=offline_settings(spool_dir, strict_types=True)) as sink,
           pytest.raises(EventValidationError, match="unknown event type")):
-        sink.emit("custom.thing", {})
+        sink.enqueue("custom.thing", {})
 
 
 def test_events_go_to_the_spool_while_the_broker_is_unreachable(spool_dir: Path):
     # Given a sink whose broker cannot be reached
     sink = EventSink(settings=offline_settings(spool_dir))
-    ids = [sink.emit("storage.file.uploaded", {"file_id": f"f{i}", "bytes": i}).id for i in range(50)]
+    ids = [sink.enqueue("storage.file.uploaded", {"file_id": f"f{i}", "bytes": i}).id for i in range(50)]
     # When it is flushed, every event is on disk
     assert sink.flush(10)
     stats = sink.stats()
@@ -115,9 +115,9 @@ def test_emit_returns_at_once_while_the_broker_is_unreachable(spool_dir: Path):
     emitted: list[Event] = []
 
     def emit_all() -> None:
-        emitted.append(sink.emit("custom.thing", {"a": 1}))
+        emitted.append(sink.enqueue("custom.thing", {"a": 1}))
         wait_for(lambda: hole.accepted, timeout=30, what="the publisher to connect")
-        emitted.extend(sink.emit("custom.thing", {"n": i}) for i in range(200))
+        emitted.extend(sink.enqueue("custom.thing", {"n": i}) for i in range(200))
 
     try:
         # When 201 events are emitted while the publisher hangs in that handshake
@@ -138,9 +138,9 @@ def test_emit_returns_at_once_while_the_broker_is_unreachable(spool_dir: Path):
 def test_full_queue_policy_raise_refuses_loudly_and_counts(spool_dir: Path, caplog):
     settings = offline_settings(spool_dir, max_queue=1, full_policy="raise")
     sink = stalled(EventSink(settings=settings))
-    sink.emit("custom.thing", {})
+    sink.enqueue("custom.thing", {})
     with pytest.raises(QueueFullError):
-        sink.emit("custom.thing", {})
+        sink.enqueue("custom.thing", {})
     assert sink.stats()["failed"] == 1
     assert "queue full" in caplog.text
     sink.close(0.5)
@@ -149,7 +149,7 @@ def test_full_queue_policy_raise_refuses_loudly_and_counts(spool_dir: Path, capl
 def test_full_queue_policy_spool_writes_the_overflow_to_disk(spool_dir: Path):
     sink = stalled(EventSink(settings=offline_settings(spool_dir, max_queue=2, full_policy="spool")))
     for i in range(5):
-        sink.emit("custom.thing", {"i": i})
+        sink.enqueue("custom.thing", {"i": i})
     stats = sink.stats()
     assert stats["emitted"] == 5 and stats["queued"] == 2 and stats["spooled"] == 3
     assert Spool(spool_dir, 1 << 20).count() == 3
@@ -159,9 +159,9 @@ def test_full_queue_policy_spool_writes_the_overflow_to_disk(spool_dir: Path):
 
 def test_full_queue_and_full_spool_refuse_the_event(spool_dir: Path):
     sink = stalled(EventSink(settings=offline_settings(spool_dir, max_queue=1, spool_max_bytes=300)))
-    sink.emit("custom.thing", {})
+    sink.enqueue("custom.thing", {})
     with pytest.raises(QueueFullError, match="spool"):
-        sink.emit("custom.thing", {"pad": "x" * 400})
+        sink.enqueue("custom.thing", {"pad": "x" * 400})
     assert sink.stats()["failed"] == 1
     sink.close(0.5)
 
@@ -187,4 +187,4 @@ def test_emit_after_close_is_an_error(spool_dir: Path):
     sink = EventSink(settings=offline_settings(spool_dir))
     sink.close(0.5)
     with pytest.raises(SinkClosedError):
-        sink.emit("custom.thing", {})
+        sink.enqueue("custom.thing", {})

@@ -42,7 +42,7 @@ def test_events_arrive_in_every_bound_queue_with_body_and_properties(sink_settin
     declare(sink_settings, WORKERS)
     # When events are emitted
     with EventSink(settings=sink_settings) as sink:
-        sent = [sink.emit("storage.file.uploaded", {"file_id": f"f{i}", "bytes": i}, userid="u1",
+        sent = [sink.enqueue("storage.file.uploaded", {"file_id": f"f{i}", "bytes": i}, userid="u1",
                           subject=f"file/f{i}") for i in range(100)]
         assert sink.flush(30)
         assert sink.stats()["confirmed"] == 100
@@ -73,7 +73,7 @@ def test_broker_stopped_and_started_while_emitting_loses_nothing(sink_settings: 
     def produce() -> None:
         i = 0
         while not done.is_set():
-            sent.append(sink.emit("custom.tick", {"i": i}).id)
+            sent.append(sink.enqueue("custom.tick", {"i": i}).id)
             i += 1
             time.sleep(0.001)
 
@@ -108,7 +108,7 @@ def test_spool_of_a_killed_process_is_replayed_by_the_next_one(sink_settings: Si
         from sink_lib import EventSink
         sink = EventSink()
         for i in range(200):
-            print(sink.emit("custom.tick", {"i": i}).id, flush=True)
+            print(sink.enqueue("custom.tick", {"i": i}).id, flush=True)
         assert sink.flush(30)
         print("spooled", flush=True)
         time.sleep(600)
@@ -128,7 +128,7 @@ def test_spool_of_a_killed_process_is_replayed_by_the_next_one(sink_settings: Si
     assert Spool(sink_settings.spool_dir, 1 << 30).count() == 200
     # When the next process starts with the broker reachable
     with EventSink(settings=sink_settings) as sink:
-        sink.emit("custom.tick", {"i": "next"})
+        sink.enqueue("custom.tick", {"i": "next"})
         assert sink.flush(30)
         deadline = time.monotonic() + 30
         while sink.stats()["spool_pending"] and time.monotonic() < deadline:
@@ -142,14 +142,14 @@ def test_spool_of_a_killed_process_is_replayed_by_the_next_one(sink_settings: Si
 def test_forked_child_gets_a_working_sink(sink_settings: SinkSettings):
     declare(sink_settings, ["alpha"])
     sink = EventSink(settings=sink_settings)
-    parent_before = sink.emit("custom.tick", {"who": "parent-before"}).id
+    parent_before = sink.enqueue("custom.tick", {"who": "parent-before"}).id
     assert sink.flush(30)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         try:
             os.close(read)
-            child_id = sink.emit("custom.tick", {"who": "child"}).id
+            child_id = sink.enqueue("custom.tick", {"who": "child"}).id
             ok = sink.flush(30)
             sink.close(10)
             os.write(write, f"{child_id} {ok}".encode())
@@ -158,7 +158,7 @@ def test_forked_child_gets_a_working_sink(sink_settings: SinkSettings):
     os.close(write)
     child_id, ok = os.read(read, 200).decode().split()
     os.waitpid(pid, 0)
-    parent_after = sink.emit("custom.tick", {"who": "parent-after"}).id
+    parent_after = sink.enqueue("custom.tick", {"who": "parent-after"}).id
     assert sink.flush(30)
     sink.close(10)
     assert ok == "True"
@@ -172,7 +172,7 @@ def test_exit_with_unsent_events_delivers_them(sink_settings: SinkSettings):
         from sink_lib import EventSink
         sink = EventSink()
         for i in range(3000):
-            print(sink.emit("custom.tick", {"i": i}).id)
+            print(sink.enqueue("custom.tick", {"i": i}).id)
         # no flush, no close: interpreter exit must deliver them
     """
     proc = run_python(code, env_of(sink_settings))
@@ -188,7 +188,7 @@ def test_exit_is_bounded_when_the_broker_is_unreachable_and_events_are_spooled(s
         from sink_lib import EventSink
         sink = EventSink()
         for i in range(500):
-            sink.emit("custom.tick", {"i": i})
+            sink.enqueue("custom.tick", {"i": i})
     """
     env = env_of(sink_settings, EVENTSINK_AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F",
                  EVENTSINK_EXIT_TIMEOUT_S="2")
@@ -217,10 +217,10 @@ def test_events_after_an_idle_spell_are_published(sink_settings: SinkSettings):
 
     declare(sink_settings, ["alpha"])
     with EventSink(settings=sink_settings) as sink:
-        first = sink.emit("custom.tick", {"i": 1}).id
+        first = sink.enqueue("custom.tick", {"i": 1}).id
         assert sink.flush(10)
         time.sleep(IDLE_AFTER_S + 0.5)
         assert sink._outbox.waker is not None  # idle: the next emit wakes the publisher
-        second = sink.emit("custom.tick", {"i": 2}).id
+        second = sink.enqueue("custom.tick", {"i": 2}).id
         assert sink.flush(5)
     assert ids_in(queue_name(sink_settings.exchange, "alpha"), expect=2) == [first, second]

@@ -35,7 +35,7 @@ def spool_left_by_a_killed_process(settings: SinkSettings, count: int) -> list[s
         from sink_lib import EventSink
         sink = EventSink()
         for i in range({count}):
-            print(sink.emit("custom.tick", {{"i": i}}).id, flush=True)
+            print(sink.enqueue("custom.tick", {{"i": i}}).id, flush=True)
         assert sink.flush(30)
         print("spooled", flush=True)
         time.sleep(600)
@@ -83,7 +83,7 @@ def test_close_delivers_the_spool_once_the_broker_is_back(sink_settings: SinkSet
     settings = sink_settings.model_copy(update={"amqp_url": door.url, "reconnect_min_s": 120.0,
                                                 "reconnect_max_s": 120.0})
     sink = EventSink(settings=settings)
-    sent = [sink.emit("custom.tick", {"i": i}).id for i in range(100)]
+    sent = [sink.enqueue("custom.tick", {"i": i}).id for i in range(100)]
     assert sink.flush(30)
     assert sink.stats()["spooled"] == 100
     # When the broker is back and the sink is closed
@@ -103,7 +103,7 @@ def test_close_says_what_it_left_when_the_broker_is_still_away(
                                                 "reconnect_max_s": 120.0})
     sink = EventSink(settings=settings)
     for i in range(40):
-        sink.emit("custom.tick", {"i": i})
+        sink.enqueue("custom.tick", {"i": i})
     assert sink.flush(30)
     # When it is closed with a long timeout
     result: list[int] = []

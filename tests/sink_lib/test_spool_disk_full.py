@@ -44,7 +44,7 @@ def test_full_disk_refuses_new_events_loudly_and_keeps_accepted_ones(tiny_disk: 
     # When far more is emitted than the disk holds, with the broker away
     for i in range(600):
         try:
-            accepted.append(sink.emit("custom.blob", {"i": i, "pad": "x" * 2000}).id)
+            accepted.append(sink.enqueue("custom.blob", {"i": i, "pad": "x" * 2000}).id)
         except QueueFullError:
             refused += 1
         time.sleep(0.001)
