@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.api_ingest import AMQP, cleanup_broker, declare_sink_queue, event, free_port, run_wrk, start, stop
+from bench.api_ingest import AMQP, cleanup_broker, declare_sink_queue, event
 from bench.common import write_result
+from bench.http_load import free_port, run_wrk, start, stop
 
 LUA = """
 wrk.method = "POST"

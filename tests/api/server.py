@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import wait_for
+from tests.support import stop_group, wait_for
 
 
 def free_port() -> int:
@@ -53,9 +53,4 @@ class ApiProcess:
 
     def stop(self) -> None:
         """SIGTERM: gunicorn's graceful shutdown."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc, timeout=30)

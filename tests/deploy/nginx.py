@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 from string import Template
@@ -13,7 +12,7 @@ import pytest
 import requests
 
 from tests.api.server import free_port
-from tests.support import IN_CI, wait_for
+from tests.support import IN_CI, stop_group, wait_for
 
 from .compose import ROOT
 
@@ -70,10 +69,4 @@ class Nginx:
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM) of the master and its worker."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_group(self.proc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 import pika
 import requests
 
-from tests.support import RABBITMQ_URL, wait_for
+from tests.support import RABBITMQ_URL, stop_group, wait_for
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 RABBITMQ_METRICS_PORT = 15692
@@ -56,13 +55,7 @@ class Process:
 
     def stop(self) -> None:
         """SIGTERM the group, SIGKILL it when it does not stop in time."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_group(self.proc)
 
 
 @dataclass

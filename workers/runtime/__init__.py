@@ -2,7 +2,8 @@
 dead letters, metrics, signals). Plugins never import from here; the CLI and tests do.
 """
 
-from .backoff import Backoff
+from sink_lib.retry import Backoff
+
 from .batcher import AckTracker, Batcher, Delivery
 from .consumer import QueueConsumer
 from .deadletter import DeadLetterPublisher, dead_letter_properties, reason_of

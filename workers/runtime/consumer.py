@@ -22,12 +22,12 @@ import pika.exceptions
 
 from sink_lib.errors import BrokerError, EventSinkError, TopologyError
 from sink_lib.nodes import BrokerNodes
+from sink_lib.retry import Backoff
 from sink_lib.settings import SinkSettings
 from sink_lib.topology import declare_exchange, declare_worker, queue_name, redact_url
 
 from ..errors import RetryLater
 from ..plugin import WorkerPlugin
-from .backoff import Backoff
 from .batcher import AckTracker, Batcher, Delivery
 from .deadletter import DeadLetterPublisher
 from .metrics import WorkerMetrics

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter
 
+from sink_lib.retry import Backoff
+
 from ..plugin import WorkerPlugin
-from .backoff import Backoff
 from .batcher import Delivery
 from .clowder import ClowderConverter
 from .metrics import WorkerMetrics
