@@ -65,7 +65,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None,
     if not text.isascii():
         return None
     if text.isdigit():
-        return min(float(int(text)), cap_s)
+        # more digits than a float's precision is past any cap (and int() refuses over 4300 digits)
+        return cap_s if len(text) > 15 else min(float(int(text)), cap_s)
     try:
         seconds = float(text)  # lenient: "1.5" is not RFC form but its meaning is plain
     except ValueError:
