@@ -2,7 +2,9 @@
 
 Each measurement returns requests/s, p50/p99 latency and the CPU time the server process tree (gunicorn
 master and workers) spent per request, read from /proc through psutil, so a neighbour's load on the
-shared machine shows as wall-clock noise but not as CPU cost.
+shared machine shows as wall-clock noise but not as CPU cost. Beside it: the broker's CPU per request
+(the RabbitMQ node, ``beam.smp``, shares the machine's cores) and the whole machine's busy CPU per
+request, which together show what is left for the server when the cores are the limit.
 """
 
 from __future__ import annotations
@@ -84,6 +86,25 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def broker_cpu_s() -> float:
+    """User + system CPU seconds of the local RabbitMQ node(s) (``beam.smp``); 0 when none is visible."""
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "beam.smp":
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+    return total
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores; idle and I/O wait left out)."""
+    times = psutil.cpu_times()
+    return float(sum(times)) - times.idle - getattr(times, "iowait", 0.0)
+
+
 def _ms(text: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
     if not match:
@@ -95,19 +116,23 @@ def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connect
             server_pid: int | None = None, content_type: str = "application/json") -> dict[str, float]:
     """Requests/s, latency percentiles and server CPU ms per request; fails when any response is not 2xx."""
     cpu_before = tree_cpu_s(server_pid) if server_pid else 0.0
+    broker_before, machine_before = broker_cpu_s(), machine_busy_s()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
         env={**os.environ, "BENCH_KEY": key, "BENCH_BODY": str(body), "BENCH_CONTENT_TYPE": content_type},
     ).stdout
     cpu = tree_cpu_s(server_pid) - cpu_before if server_pid else float("nan")
+    broker, machine = broker_cpu_s() - broker_before, machine_busy_s() - machine_before
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit("wrk saw errors:\n" + out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     pct = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
     return {"requests_per_s": rps, "p50_ms": pct["50"], "p99_ms": pct["99"],
-            "cpu_ms_per_request": 1000 * cpu / max(total, 1)}
+            "cpu_ms_per_request": 1000 * cpu / max(total, 1),
+            "broker_cpu_ms_per_request": 1000 * broker / max(total, 1),
+            "machine_cpu_ms_per_request": 1000 * machine / max(total, 1)}
 
 
 def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window: int) -> dict[str, float]:
@@ -146,6 +171,7 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
         state["cpu"] = time.process_time()
         channel.confirm_delivery(on_confirm, callback=lambda _frame: pump())
 
+    broker_before, machine_before = broker_cpu_s(), machine_busy_s()
     connection = SelectConnection(
         pika.URLParameters(amqp),
         on_open_callback=lambda conn: conn.channel(on_open_callback=on_channel),
@@ -154,6 +180,9 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
     connection.ioloop.start()
     elapsed = time.perf_counter() - state["started"]
     cpu = time.process_time() - state["cpu"]
+    confirmed = max(state["confirmed"], 1)
     return {"events_per_s": state["confirmed"] / elapsed, "requests_per_s": float("nan"),
             "p50_ms": float("nan"), "p99_ms": float("nan"),
-            "cpu_ms_per_request": 1000 * cpu / max(state["confirmed"], 1)}
+            "cpu_ms_per_request": 1000 * cpu / confirmed,
+            "broker_cpu_ms_per_request": 1000 * (broker_cpu_s() - broker_before) / confirmed,
+            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed}

@@ -49,7 +49,7 @@ def api(bind: str | None, workers: int | None, worker_class: str | None, threads
     from gunicorn.config import KNOWN_SETTINGS
 
     from .app import create_app
-    from .serving import ApiServer
+    from .serving import AddressInUseError, ApiServer
 
     settings = _api_settings()
     try:
@@ -77,7 +77,10 @@ def api(bind: str | None, workers: int | None, worker_class: str | None, threads
     base = {"bind": settings.bind, "workers": settings.workers, "worker_class": settings.worker_class,
             "threads": settings.threads}
     _multiprocess_metrics()
-    ApiServer(lambda: create_app(settings, sink_settings=sink_settings), base, overrides).run()
+    try:
+        ApiServer(lambda: create_app(settings, sink_settings=sink_settings), base, overrides).run()
+    except AddressInUseError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 keys_file_option = click.option(

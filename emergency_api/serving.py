@@ -7,12 +7,24 @@ Settings are applied in this order, later ones winning: the defaults below and `
 Each worker process builds its own app and so its own EventSink (``preload_app`` stays off). Errors
 gunicorn answers itself before the app sees the request (request line or headers too large, malformed
 HTTP) are written as problem+json too.
+
+Each worker listens on its own socket (``SO_REUSEPORT``, gunicorn's ``reuse_port``) and the kernel
+spreads new connections over them. With one shared socket, the worker that is busiest is the one
+back in ``epoll_wait`` first and so wins nearly every ``accept``: a load generator's 32 keep-alive
+connections were seen all on one of two workers, which then ran on one core while the other idled
+(bench/api_ingest.py: 1,650 against 2,600 single-event requests/s with the sockets split). Because
+a second server started with ``SO_REUSEPORT`` on a port in use would silently share it, the master
+first binds each TCP address without that flag and refuses to start when that fails. A worker that
+exits takes its socket's not-yet-accepted connections with it (they are reset; clients retry), as
+with any per-worker socket; ``-o reuse_port=false`` goes back to one shared socket.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,7 +46,34 @@ DEFAULTS: dict[str, Any] = {
     "accesslog": None,
     # gunicorn >= 23's control socket has one default path per user: two servers on a host would clash
     "control_socket_disable": True,
+    "reuse_port": True,  # one listening socket per worker, see the module docstring
 }
+
+
+class AddressInUseError(RuntimeError):
+    """The address to listen on is taken (by another server, possibly this one started twice)."""
+
+
+def check_addresses_free(binds: list[str]) -> None:
+    """Bind each TCP address once without ``SO_REUSEPORT``; raise AddressInUseError when one is taken.
+
+    Workers bind with ``SO_REUSEPORT``, which would let them join a server already listening there.
+    ``unix:`` and ``fd://`` addresses are left to gunicorn.
+    """
+    from gunicorn.util import parse_address
+
+    for bind in binds:
+        if bind.startswith(("unix:", "fd://")):
+            continue
+        host, port = parse_address(bind)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise AddressInUseError(f"{bind} is already in use (is the API running already?)") from None
+                raise
 
 
 def write_problem_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
@@ -107,6 +146,20 @@ class ApiServer(BaseApplication):
             if name not in self.cfg.settings:
                 raise ValueError(f"unknown gunicorn setting {key!r}")
             self.cfg.set(name, value)
+
+    def prepare_listening(self) -> None:
+        """With ``reuse_port`` (the default): off for ``unix:`` binds (each worker would replace the
+        socket file), else refuse an address already in use (AddressInUseError)."""
+        if self.cfg.reuse_port:
+            if any(str(b).startswith("unix:") for b in self.cfg.bind):
+                self.cfg.set("reuse_port", False)
+            else:
+                check_addresses_free(list(self.cfg.bind))
+
+    def run(self) -> None:
+        """Serve until stopped."""
+        self.prepare_listening()
+        super().run()
 
     def load(self) -> Flask:
         """Build the app; called in each worker after the fork."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pika
+import psutil
 import pytest
 import requests
+from click.testing import CliRunner
 
 from emergency_api.keys import create_key
+from emergency_api.serving import ApiServer
+from sink_lib.cli import main
 from sink_lib.settings import SinkSettings
 from tests.support import RABBITMQ_URL, drain_queue
 
@@ -127,3 +133,62 @@ def test_gunicorn_cmd_args_are_honoured_and_options_win(tmp_path: Path, sink_set
                             timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def _established_per_worker(server: ApiProcess) -> dict[int, int]:
+    """Established connections to the API's port held by each worker process."""
+    counts: dict[int, int] = {}
+    for worker in psutil.Process(server.proc.pid).children():
+        counts[worker.pid] = sum(1 for c in worker.net_connections("tcp")
+                                 if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port)
+    return counts
+
+
+def _listening_sockets(server: ApiProcess) -> dict[int, set[str]]:
+    """The listening sockets (as ``socket:[inode]``) of each worker on the API's port."""
+    return {worker.pid: {os.readlink(f"/proc/{worker.pid}/fd/{c.fd}") for c in worker.net_connections("tcp")
+                         if c.status == psutil.CONN_LISTEN and c.laddr.port == server.port}
+            for worker in psutil.Process(server.proc.pid).children()}
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_each_worker_listens_on_its_own_socket_and_keep_alive_connections_spread(api: ApiProcess) -> None:
+    # Given the API with two workers, each listening on its own SO_REUSEPORT socket
+    listening = _listening_sockets(api)
+    assert len(listening) == 2 and all(len(socks) == 1 for socks in listening.values()), listening
+    assert len(set.union(*listening.values())) == 2, f"the workers share one socket: {listening}"
+    # When 24 keep-alive clients connect and each makes a request
+    conns = [http.client.HTTPConnection("127.0.0.1", api.port, timeout=5) for _ in range(24)]
+    try:
+        for conn in conns:
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() is not None
+        # Then both workers hold some of them (all 24 on one worker: chance 2 in 16 million)
+        counts = _established_per_worker(api)
+        assert sum(counts.values()) == 24 and min(counts.values()) >= 1, counts
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_a_second_api_on_a_port_in_use_refuses_to_start(api: ApiProcess) -> None:
+    # Given a running API: a second one on its address must not silently share the port
+    result = CliRunner().invoke(main, ["api", "--bind", f"127.0.0.1:{api.port}"])
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{api.port} is already in use" in result.output
+    # and the first one still answers
+    assert requests.get(api.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_unix_socket_bind_keeps_one_shared_socket(tmp_path: Path) -> None:
+    # each worker binding the same socket file would replace it: reuse_port is switched off there
+    server = ApiServer(lambda: None, {"bind": f"unix:{tmp_path / 'api.sock'}"}, {})  # type: ignore[arg-type,return-value]
+    assert server.cfg.reuse_port is True
+    server.prepare_listening()
+    assert server.cfg.reuse_port is False
+    tcp = ApiServer(lambda: None, {"bind": "127.0.0.1:0"}, {})  # type: ignore[arg-type,return-value]
+    tcp.prepare_listening()
+    assert tcp.cfg.reuse_port is True
