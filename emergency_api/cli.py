@@ -76,11 +76,13 @@ def api(bind: str | None, workers: int | None, worker_class: str | None, threads
             overrides[key] = cli_value
     base = {"bind": settings.bind, "workers": settings.workers, "worker_class": settings.worker_class,
             "threads": settings.threads}
-    _multiprocess_metrics()
+    server = ApiServer(lambda: create_app(settings, sink_settings=sink_settings), base, overrides)
     try:
-        ApiServer(lambda: create_app(settings, sink_settings=sink_settings), base, overrides).run()
+        server.prepare_listening()  # before anything in this process changes
     except AddressInUseError as exc:
         raise click.ClickException(str(exc)) from exc
+    _multiprocess_metrics()
+    server.run()
 
 
 keys_file_option = click.option(

@@ -7,6 +7,7 @@ its samples there and ``/metrics`` sums them. Without that variable each process
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -63,9 +64,16 @@ _observe_lock = threading.Lock()
 _observed: dict[str, Any] = {"pid": None, "at": 0.0, "spooled": 0}
 
 
+# labels() resolves a child under a lock on every call; the label sets are fixed (see above), so
+# each child is looked up once per process and kept.
+_accepted_child = functools.cache(ACCEPTED.labels)
+_requests_child = functools.cache(REQUESTS.labels)
+_latency_child = functools.cache(LATENCY.labels)
+
+
 def accepted(endpoint: str, count: int) -> None:
     """Count events answered with a 2xx."""
-    ACCEPTED.labels(endpoint).inc(count)
+    _accepted_child(endpoint).inc(count)
 
 
 def observe_sink(sink: Any, every_s: float = 1.0) -> None:
@@ -97,10 +105,10 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
     method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
-    REQUESTS.labels(route, method, str(response.status_code)).inc()
+    _requests_child(route, method, str(response.status_code)).inc()
     started = g.get("started")
     if started is not None:
-        LATENCY.labels(route).observe(time.perf_counter() - started)
+        _latency_child(route).observe(time.perf_counter() - started)
     if response.status_code >= 400:
         REJECTED.labels(reason_of(response)).inc()
     return response

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import time as _time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -57,14 +58,36 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
+# Random bits for ids are read from the OS 256 ids at a time: one getrandom() per id was a syscall per
+# event, and every syscall releases the GIL to the other threads of a busy API worker. A deque pops
+# atomically, so two threads never get the same chunk; a forked child drops what it inherited, so it
+# never hands out the bytes its parent still holds.
+_ID_CHUNKS_PER_READ = 256
+_id_chunks: deque[int] = deque()
+
+
+def _refill_ids() -> None:
+    raw = os.urandom(16 * _ID_CHUNKS_PER_READ)
+    _id_chunks.extend(int.from_bytes(raw[i:i + 16]) for i in range(0, len(raw), 16))
+
+
+os.register_at_fork(after_in_child=_id_chunks.clear)
+
+
 def new_id() -> str:
     """A random (version 4) UUID string from the operating system's cryptographic source.
 
-    The same bits ``uuid.uuid4()`` draws (``os.urandom``), formatted without building a UUID object.
-    Never from the ``random`` module: its state is predictable from a few outputs and can be copied
-    into forked children, and ids are what destinations deduplicate on.
+    The same bits ``uuid.uuid4()`` draws (``os.urandom``), read in blocks and formatted without
+    building a UUID object. Never from the ``random`` module: its state is predictable from a few
+    outputs and can be copied into forked children, and ids are what destinations deduplicate on.
     """
-    n = int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET
+    while True:
+        try:
+            n = _id_chunks.popleft()
+            break
+        except IndexError:
+            _refill_ids()
+    n = n & _UUID4_CLEAR | _UUID4_SET
     h = f"{n:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

@@ -43,6 +43,44 @@ def test_generated_ids_do_not_follow_the_random_module_state():
     assert first != second
 
 
+def test_ids_drawn_from_many_threads_at_once_are_unique() -> None:
+    # ids come from a shared block of random bytes: no two threads may get the same chunk
+    import threading
+
+    drawn: list[list[str]] = [[] for _ in range(8)]
+    start = threading.Barrier(8)
+
+    def draw(out: list[str]) -> None:
+        start.wait()
+        out.extend(new_id() for _ in range(5000))
+
+    threads = [threading.Thread(target=draw, args=(out,)) for out in drawn]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for out in drawn for i in out]
+    assert len(set(everything)) == len(everything) == 40000
+
+
+def test_a_forked_child_never_reuses_the_ids_its_parent_has_buffered() -> None:
+    import os
+
+    new_id()  # the parent now holds a block of random bytes
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first ids go to the parent through the pipe
+        os.close(read)
+        os.write(write, ",".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_ids = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    parent_ids = {new_id() for _ in range(50)}
+    assert len(child_ids) == 50 and not child_ids & parent_ids
+
+
 def test_time_is_rfc3339_utc_with_z():
     stamp = now_rfc3339()
     assert stamp.endswith("Z") and "T" in stamp
