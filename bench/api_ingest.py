@@ -6,20 +6,22 @@ reading the body, once with a listening socket per worker (the API's default, ``
 with one shared socket (``baseline_shared``); ratios use whichever of the two was faster. The API
 authenticates the key, validates every event against the registry and answers once each is
 confirmed by the real RabbitMQ (``api``) or, with ``EVENTSINK_API_ACCEPT_ON=spool``, once each is
-fsync'd in the local spool (``api_spool``).
+fsync'd in the local spool (``api_spool``). After each ``api_spool`` run the benchmark waits until
+that server has delivered its spool to the broker; the wait is reported (``drain_s``) and counted in
+a delivered rate, since a 202 from the spool only says the events are safe on this host.
 
 Load comes from ``wrk`` (apt package ``wrk``: one C thread) with keep-alive connections posting a
-fixed body. Scenarios: single-event POSTs, 100-event batches, and 100-line ``POST /api/v1/write``.
-A fourth contender is a bare confirm-mode pika publisher (no HTTP, no validation) fed the same event
-bodies with as many messages unconfirmed as the HTTP clients can have waiting (connections x events
-per request, capped at the API's own confirm windows): on this machine the broker shares the two
-cores, so this is what the broker gives at that concurrency. Contenders alternate round by round, so
-a neighbour's load hits all alike; each figure is the median of ``--rounds`` with the spread
-(min-max) beside it, plus the CPU time per request from /proc of the server, of the broker and of
-the whole machine. With the two cores as the limit, the bare endpoint's machine CPU per request
-against that plus the broker's CPU for the API's events bounds the ratio any API could reach here.
-A shorter pass compares gunicorn worker classes for the single-event case (``gthread``, ``sync``,
-and ``gevent`` when it is installed).
+fixed body. Scenarios: single-event POSTs, 100-event batches, and 100-line ``POST /api/v1/write``. A
+fourth contender is a bare confirm-mode pika publisher (no HTTP, no validation) fed the same event
+bodies, on one connection per API worker, with as many messages unconfirmed as the HTTP clients can
+have waiting (connections x events per request, capped at the API's own confirm windows): on this
+machine the broker shares the two cores, so this is what the broker gives at that concurrency.
+Contenders alternate round by round, so a neighbour's load hits all alike; each figure is the median
+of ``--rounds`` with the spread (min-max) beside it, plus the CPU time per request from /proc of the
+server, of the broker and of the whole machine. With the two cores as the limit, the bare endpoint's
+machine CPU per request against that plus the broker's CPU for the API's events bounds the ratio any
+API could reach here. A shorter pass compares gunicorn worker classes for the single-event case
+(``gthread``, ``sync``, and ``gevent`` when it is installed).
 
     python bench/api_ingest.py [--duration 5] [--rounds 5] [--connections 32]
 """
@@ -40,7 +42,7 @@ import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import median, write_result
-from bench.http_load import LUA, bare_publisher, free_port, run_wrk, start, stop
+from bench.http_load import LUA, bare_publishers, free_port, run_wrk, start, stop, wait_for_empty_spool
 
 AMQP = os.environ.get("EVENTSINK_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 CONFIRM_WINDOW = 1000  # the sink's default EVENTSINK_CONFIRM_WINDOW, per worker process
@@ -182,10 +184,16 @@ def main() -> None:
                         stats = run_wrk(url + path, key, bodies[label], script, duration, args.connections, pid,
                                         content_type)
                         stats["events_per_s"] = stats["requests_per_s"] * per_request
+                        if kind == "api_spool":
+                            # its backlog is still going to the broker: wait it out, so the next contender
+                            # has the broker to itself, and count the time in a delivered rate
+                            drain = wait_for_empty_spool(work / f"spool-{prefix}{kind}")
+                            stats["drain_s"] = drain
+                            stats["delivered_per_s"] = stats["events_per_s"] * duration / (duration + drain)
                         runs.setdefault(f"{prefix}{kind}.{label}", []).append(stats)
                     if publisher:
                         runs.setdefault(f"publisher.{label}", []).append(
-                            bare_publisher(AMQP, exchange, pub_body, duration, window))
+                            bare_publishers(AMQP, exchange, pub_body, duration, window, args.workers))
         finally:
             for proc in procs:
                 stop(proc)
@@ -228,6 +236,8 @@ def main() -> None:
             "zero_cost_api_bound": round(bound, 3),
             "broker_cpu_ms_per_event": round(broker_per_request / per_request, 4),
             "api_events_per_s": round(api["events_per_s"]), "api_p99_ms": api["p99_ms"],
+            "api_spool_events_per_s": round(spool["events_per_s"]),
+            "api_spool_delivered_per_s": round(spool["delivered_per_s"]), "api_spool_drain_s": spool["drain_s"],
         }
         if f"api_before.{label}" in results:
             before = results[f"api_before.{label}"]
@@ -243,7 +253,8 @@ def main() -> None:
     for label, row in summary.items():
         print(f"{label}: api/baseline {row['api_vs_baseline']:.2f}, api/bare publisher {row['api_vs_publisher']:.2f}, "
               f"bare publisher/baseline {row['publisher_vs_baseline']:.2f}, "
-              f"api_spool/baseline {row['api_spool_vs_baseline']:.2f}, "
+              f"api_spool/baseline {row['api_spool_vs_baseline']:.2f} (delivered {row['api_spool_delivered_per_s']}/s, "
+              f"drained in {row['api_spool_drain_s']:.1f} s), "
               f"bound for an API costing nothing {row['zero_cost_api_bound']:.2f} "
               f"(broker {row['broker_cpu_ms_per_event'] * 1000:.0f} us CPU/event)"
               + (f", before: api_before/baseline {row['api_before_vs_baseline']:.2f}, "

@@ -186,3 +186,40 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
             "cpu_ms_per_request": 1000 * cpu / confirmed,
             "broker_cpu_ms_per_request": 1000 * (broker_cpu_s() - broker_before) / confirmed,
             "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed}
+
+
+def _one_publisher(args: tuple[str, str, bytes, float, int]) -> dict[str, float]:
+    return bare_publisher(*args)
+
+
+def bare_publishers(amqp: str, exchange: str, body: bytes, seconds: float, window: int,
+                    connections: int) -> dict[str, float]:
+    """:func:`bare_publisher` on ``connections`` connections at once (one process each), ``window`` split
+    over them: the shape of the API, whose every worker process publishes on its own connection."""
+    if connections <= 1:
+        return bare_publisher(amqp, exchange, body, seconds, window)
+    import multiprocessing
+
+    share = max(1, window // connections)
+    broker_before, machine_before = broker_cpu_s(), machine_busy_s()
+    with multiprocessing.get_context("fork").Pool(connections) as pool:
+        parts = pool.map(_one_publisher, [(amqp, exchange, body, seconds, share)] * connections)
+    confirmed = max(sum(p["events_per_s"] for p in parts) * seconds, 1.0)
+    return {"events_per_s": sum(p["events_per_s"] for p in parts), "requests_per_s": float("nan"),
+            "p50_ms": float("nan"), "p99_ms": float("nan"),
+            "cpu_ms_per_request": sum(p["cpu_ms_per_request"] * p["events_per_s"] for p in parts)
+            / max(sum(p["events_per_s"] for p in parts), 1.0),
+            "broker_cpu_ms_per_request": 1000 * (broker_cpu_s() - broker_before) / confirmed,
+            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed}
+
+
+def wait_for_empty_spool(directory: Path, timeout: float = 600.0) -> float:
+    """Seconds until every spool file in ``directory`` holds no event (the server delivered them all)."""
+    from sink_lib.spool_report import inspect_spools
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if sum(r.events for r in inspect_spools(directory)) == 0:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise SystemExit(f"the spool in {directory} did not drain in {timeout:.0f}s")

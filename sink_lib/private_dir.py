@@ -82,11 +82,31 @@ def _check_parents(path: Path) -> None:
 
 
 def make_private_file(path: Path) -> None:
-    """Create ``path`` with mode 0600 if missing, and tighten it to 0600 if it is ours and looser."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    """Create ``path`` with mode 0600 if missing, and tighten it to 0600 if it is ours and looser.
+
+    An existing file is never opened: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, including SQLite's on a spool another connection of this process has open.
+    Without its lock on the ``-shm`` file, the next process to open the spool believes it is the
+    only one, rebuilds the shared WAL index under the first one's feet, and that process dies of
+    SIGBUS (seen with ``eventsink spool status`` next to a busy API) or loses committed events.
+    """
     try:
-        info = os.fstat(fd)
-        if stat.S_IMODE(info.st_mode) != FILE_MODE and info.st_uid == os.geteuid():
-            os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    except FileExistsError:
+        tighten_file_mode(path)
+        return
+    os.close(fd)  # new and empty: nobody holds a lock on it yet
+
+
+def tighten_file_mode(path: Path) -> None:
+    """chmod 0600 a file of ours that is looser, by path (no descriptor, see make_private_file).
+
+    A symbolic link is left alone: the spool's directory is private, so only this user could have
+    put one there.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != FILE_MODE and info.st_uid == os.geteuid():
+        os.chmod(path, FILE_MODE)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import SpoolError, SpoolFullError
-from .private_dir import ensure_private_dir, make_private_file
+from .private_dir import ensure_private_dir, make_private_file, tighten_file_mode
 
 log = logging.getLogger(__name__)
 _spools: weakref.WeakSet[Spool] = weakref.WeakSet()
@@ -109,8 +109,7 @@ class Spool:
                         conn.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
                 for suffix in ("-wal", "-shm"):  # left looser by an older version: tighten
                     sidecar = self.path.with_name(self.path.name + suffix)
-                    if sidecar.exists():
-                        make_private_file(sidecar)
+                    tighten_file_mode(sidecar)
             except (OSError, sqlite3.Error) as exc:
                 raise _wrap(exc, f"cannot open spool {self.path}") from exc
             self._conn = conn

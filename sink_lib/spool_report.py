@@ -64,23 +64,41 @@ def inspect_spools(directory: Path) -> list[SpoolReport]:
     return [inspect_spool(path) for path in files]
 
 
+# A read-only reader of a WAL database that a live process is writing can get SQLITE_PROTOCOL
+# ("locking protocol") or SQLITE_BUSY while the writer checkpoints; both pass, so they are retried.
+_TRANSIENT = ("locking protocol", "database is locked")
+READ_ATTEMPTS = 50
+READ_RETRY_S = 0.05
+
+
+def _read_counts(path: Path) -> tuple[tuple[Any, Any, Any], list[Any]]:
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot open spool {path}: {exc}") from exc
+        try:
+            totals = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created) FROM events").fetchone()
+            owners = conn.execute(
+                "SELECT owner, COUNT(*) FROM events WHERE owner IS NOT NULL GROUP BY owner ORDER BY MIN(seq)"
+            ).fetchall()
+            return totals, owners
+        except sqlite3.OperationalError as exc:
+            if not any(t in str(exc) for t in _TRANSIENT):
+                raise SpoolError(f"cannot read spool {path} (is it a spool?): {exc}") from exc
+            if attempt == READ_ATTEMPTS - 1:
+                raise SpoolError(f"cannot read spool {path}: still busy after {READ_ATTEMPTS} attempts: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot read spool {path} (is it a spool?): {exc}") from exc
+        finally:
+            conn.close()
+        time.sleep(READ_RETRY_S)
+    raise AssertionError("unreachable")
+
+
 def inspect_spool(path: Path) -> SpoolReport:
-    """Report one spool file, read-only."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
-    except sqlite3.Error as exc:
-        raise SpoolError(f"cannot open spool {path}: {exc}") from exc
-    try:
-        events, size, oldest = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created) FROM events"
-        ).fetchone()
-        owners = conn.execute(
-            "SELECT owner, COUNT(*) FROM events WHERE owner IS NOT NULL GROUP BY owner ORDER BY MIN(seq)"
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise SpoolError(f"cannot read spool {path} (is it a spool?): {exc}") from exc
-    finally:
-        conn.close()
+    """Report one spool file, read-only (a file a live process is writing is fine)."""
+    (events, size, oldest), owners = _read_counts(path)
     by_pid: dict[int, Claim] = {}
     for owner, count in owners:
         pid = int(str(owner).split(":", 1)[0])

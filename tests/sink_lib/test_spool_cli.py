@@ -118,3 +118,32 @@ def test_status_shows_the_local_spool_when_the_broker_is_unreachable(spool_dir: 
                                 env={"EVENTSINK_AMQP_URL": NOWHERE, "EVENTSINK_SPOOL_DIR": str(spool_dir)})
     assert result.exit_code == 1
     assert f"{spool_dir / 'spool.sqlite3'}: 1 event(s)" in result.output
+
+
+def test_status_reads_a_spool_that_a_live_process_keeps_writing(spool_dir: Path):
+    # Given another process appending to and deleting from the spool as fast as it can (as the API's
+    # spool-first mode and its replay do)
+    first = Spool(spool_dir, 1 << 26)
+    first.append([("first", b"x", "a.b", 0)])
+    first.close()
+    code = ("import sys, time; from sink_lib.spool import Spool\n"
+            f"s = Spool({str(spool_dir)!r}, 1 << 26)\n"
+            "end = time.monotonic() + 4; n = 0\n"
+            "while time.monotonic() < end:\n"
+            "    s.append([(f'id{n}-{i}', b'x' * 200, 'a.b', 0) for i in range(50)]); n += 1\n"
+            "    s.ack([r.seq for r in s.claim(40)])\n")
+    writer = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    try:
+        # When status is asked again and again meanwhile, it always answers
+        from sink_lib.spool_report import inspect_spools
+
+        seen = 0
+        while writer.poll() is None:
+            reports = inspect_spools(spool_dir)
+            seen += 1
+        # and the writer was not hurt (it died of SIGBUS when opening the spool dropped its locks)
+        assert writer.returncode == 0
+        assert seen > 20 and reports
+    finally:
+        writer.kill()
+        writer.wait()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 from sink_lib import EventSink, SinkSettings
 from sink_lib.errors import ConfigurationError, SpoolError, UnsafeSpoolDirError
+from sink_lib.private_dir import make_private_file, tighten_file_mode
 from sink_lib.spool import Spool
 
 NOWHERE = "amqp://guest:guest@127.0.0.1:1/%2F"
@@ -101,3 +105,38 @@ def test_a_sticky_shared_folder_with_our_own_subfolder_is_accepted(tmp_path: Pat
     spool.append([("a", b"{}")])
     assert spool.count() == 1 and mode(tmp / "eventsink") == 0o700
     spool.close()
+
+
+def _locked_by_another_process(path: Path) -> bool:
+    """True when a child process cannot take a write lock on ``path`` (someone holds a POSIX lock)."""
+    code = ("import fcntl, os, sys\n"
+            f"fd = os.open({str(path)!r}, os.O_RDWR)\n"
+            "try:\n"
+            "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "except OSError:\n"
+            "    sys.exit(3)\n")
+    return subprocess.run([sys.executable, "-c", code], check=False).returncode == 3
+
+
+def test_tightening_a_file_keeps_the_locks_this_process_holds_on_it(tmp_path: Path) -> None:
+    # Given a file this process holds a POSIX lock on (as SQLite does on a spool's -shm file)
+    path = tmp_path / "spool.sqlite3-shm"
+    path.write_bytes(b"x" * 64)
+    path.chmod(0o644)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        assert _locked_by_another_process(path)
+        # When its mode is tightened and it is "created" again
+        tighten_file_mode(path)
+        make_private_file(path)
+        # Then it is 0600 and still locked: closing any descriptor of it would have dropped the lock
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert _locked_by_another_process(path)
+    finally:
+        os.close(fd)
+
+
+def test_a_missing_file_is_created_0600(tmp_path: Path) -> None:
+    make_private_file(tmp_path / "new.sqlite3")
+    assert stat.S_IMODE((tmp_path / "new.sqlite3").stat().st_mode) == 0o600
