@@ -244,12 +244,13 @@ def main() -> None:
             summary[label]["api_before_vs_baseline"] = round(before["events_per_s"] / base["events_per_s"], 3)
             summary[label]["api_vs_api_before"] = round(api["events_per_s"] / before["events_per_s"], 3)
     print(f"{'contender.scenario':<26}{'events/s':>10}{'(min-max)':>18}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'cpu ms/req':>11}{'broker':>8}{'machine':>8}")
+          f"{'cpu ms/req':>11}{'broker':>8}{'machine':>8}{'switches':>9}")
     for name, row in results.items():
         spread = f"({row['events_per_s_min']:.0f}-{row['events_per_s_max']:.0f})"
         print(f"{name:<26}{row['events_per_s']:>10.0f}{spread:>18}{row['requests_per_s']:>9.0f}"
               f"{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}{row['cpu_ms_per_request']:>11.3f}"
-              f"{row['broker_cpu_ms_per_request']:>8.3f}{row['machine_cpu_ms_per_request']:>8.3f}")
+              f"{row['broker_cpu_ms_per_request']:>8.3f}{row['machine_cpu_ms_per_request']:>8.3f}"
+              f"{row['switches_per_request']:>9.1f}")
     for label, row in summary.items():
         print(f"{label}: api/baseline {row['api_vs_baseline']:.2f}, api/bare publisher {row['api_vs_publisher']:.2f}, "
               f"bare publisher/baseline {row['publisher_vs_baseline']:.2f}, "

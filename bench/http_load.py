@@ -86,6 +86,24 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def tree_context_switches(pid: int) -> int:
+    """Context switches (voluntary and involuntary) of every thread of a process tree so far."""
+    total = 0
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for proc in procs:
+        for task in Path(f"/proc/{proc.pid}/task").glob("*"):
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
 def broker_cpu_s() -> float:
     """User + system CPU seconds of the local RabbitMQ node(s) (``beam.smp``); 0 when none is visible."""
     total = 0.0
@@ -117,6 +135,7 @@ def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connect
     """Requests/s, latency percentiles and server CPU ms per request; fails when any response is not 2xx."""
     cpu_before = tree_cpu_s(server_pid) if server_pid else 0.0
     broker_before, machine_before = broker_cpu_s(), machine_busy_s()
+    switches_before = tree_context_switches(server_pid) if server_pid else 0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
@@ -124,6 +143,7 @@ def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connect
     ).stdout
     cpu = tree_cpu_s(server_pid) - cpu_before if server_pid else float("nan")
     broker, machine = broker_cpu_s() - broker_before, machine_busy_s() - machine_before
+    switches = tree_context_switches(server_pid) - switches_before if server_pid else 0
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit("wrk saw errors:\n" + out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -132,7 +152,8 @@ def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connect
     return {"requests_per_s": rps, "p50_ms": pct["50"], "p99_ms": pct["99"],
             "cpu_ms_per_request": 1000 * cpu / max(total, 1),
             "broker_cpu_ms_per_request": 1000 * broker / max(total, 1),
-            "machine_cpu_ms_per_request": 1000 * machine / max(total, 1)}
+            "machine_cpu_ms_per_request": 1000 * machine / max(total, 1),
+            "switches_per_request": switches / max(total, 1)}
 
 
 def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window: int) -> dict[str, float]:
@@ -185,7 +206,8 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
             "p50_ms": float("nan"), "p99_ms": float("nan"),
             "cpu_ms_per_request": 1000 * cpu / confirmed,
             "broker_cpu_ms_per_request": 1000 * (broker_cpu_s() - broker_before) / confirmed,
-            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed}
+            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed,
+            "switches_per_request": float("nan")}
 
 
 def _one_publisher(args: tuple[str, str, bytes, float, int]) -> dict[str, float]:
@@ -210,7 +232,8 @@ def bare_publishers(amqp: str, exchange: str, body: bytes, seconds: float, windo
             "cpu_ms_per_request": sum(p["cpu_ms_per_request"] * p["events_per_s"] for p in parts)
             / max(sum(p["events_per_s"] for p in parts), 1.0),
             "broker_cpu_ms_per_request": 1000 * (broker_cpu_s() - broker_before) / confirmed,
-            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed}
+            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed,
+            "switches_per_request": float("nan")}
 
 
 def wait_for_empty_spool(directory: Path, timeout: float = 600.0) -> float:
