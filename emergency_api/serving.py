@@ -68,6 +68,9 @@ def check_addresses_free(binds: list[str]) -> None:
         host, port = parse_address(bind)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # as gunicorn's own sockets do: connections of a server just stopped (TIME_WAIT) do not
+            # count, while a socket still listening there does
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as exc:
