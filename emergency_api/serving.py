@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -152,12 +153,15 @@ class ApiServer(BaseApplication):
 
     def prepare_listening(self) -> None:
         """With ``reuse_port`` (the default): off for ``unix:`` binds (each worker would replace the
-        socket file), else refuse an address already in use (AddressInUseError)."""
+        socket file) and for sockets handed over by systemd (``LISTEN_FDS``) or as ``fd://`` (gunicorn
+        would ignore them and let each worker bind its own), else refuse an address already in use
+        (AddressInUseError)."""
         if self.cfg.reuse_port:
-            if any(str(b).startswith("unix:") for b in self.cfg.bind):
+            binds = [str(b) for b in self.cfg.bind]
+            if os.environ.get("LISTEN_FDS") or any(b.startswith(("unix:", "fd://")) for b in binds):
                 self.cfg.set("reuse_port", False)
             else:
-                check_addresses_free(list(self.cfg.bind))
+                check_addresses_free(binds)
 
     def run(self) -> None:
         """Serve until stopped."""

@@ -192,3 +192,14 @@ def test_a_unix_socket_bind_keeps_one_shared_socket(tmp_path: Path) -> None:
     tcp = ApiServer(lambda: None, {"bind": "127.0.0.1:0"}, {})  # type: ignore[arg-type,return-value]
     tcp.prepare_listening()
     assert tcp.cfg.reuse_port is True
+
+
+def test_sockets_handed_over_by_systemd_or_as_fds_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    # with reuse_port gunicorn ignores inherited sockets and each worker binds its own address instead
+    fd_bind = ApiServer(lambda: None, {"bind": "fd://3"}, {})  # type: ignore[arg-type,return-value]
+    fd_bind.prepare_listening()
+    assert fd_bind.cfg.reuse_port is False
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    activated = ApiServer(lambda: None, {"bind": "127.0.0.1:0"}, {})  # type: ignore[arg-type,return-value]
+    activated.prepare_listening()
+    assert activated.cfg.reuse_port is False
