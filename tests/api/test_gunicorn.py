@@ -18,7 +18,7 @@ from emergency_api.keys import create_key
 from emergency_api.serving import ApiServer
 from sink_lib.cli import main
 from sink_lib.settings import SinkSettings
-from tests.support import RABBITMQ_URL, drain_queue
+from tests.support import RABBITMQ_URL, drain_queue, wait_for
 
 from .server import ApiProcess
 
@@ -154,7 +154,9 @@ def _listening_sockets(server: ApiProcess) -> dict[int, set[str]]:
 @pytest.mark.rabbitmq
 @pytest.mark.slow
 def test_each_worker_listens_on_its_own_socket_and_keep_alive_connections_spread(api: ApiProcess) -> None:
-    # Given the API with two workers, each listening on its own SO_REUSEPORT socket
+    # Given the API with two workers (the second may still be booting), each listening on its own socket
+    wait_for(lambda: sum(1 for socks in _listening_sockets(api).values() if socks) == 2, timeout=30,
+             what="both workers to listen")
     listening = _listening_sockets(api)
     assert len(listening) == 2 and all(len(socks) == 1 for socks in listening.values()), listening
     assert len(set.union(*listening.values())) == 2, f"the workers share one socket: {listening}"

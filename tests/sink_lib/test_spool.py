@@ -133,3 +133,55 @@ def _wait_or_kill(pid: int, timeout: float) -> int | None:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     return None
+
+
+def test_writers_of_every_process_queue_on_the_spools_lock_file(tmp_path: Path) -> None:
+    # Given another process holding the spool's writer lock (as one does for each write transaction)
+    import subprocess
+    import sys
+    import threading
+
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([("first", b"{}")])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys\n"
+         f"f = open({str(tmp_path / 'spool.sqlite3.lock')!r}, 'r+b')\n"
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        # When this process appends meanwhile
+        done = threading.Event()
+        writer = threading.Thread(target=lambda: (spool.append([("second", b"{}")]), done.set()))
+        writer.start()
+        # Then it waits for the lock rather than racing SQLite's busy loop (a wait can only be longer)
+        assert not done.wait(0.3)
+        assert holder.stdin is not None
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        # and writes as soon as the holder lets go
+        assert done.wait(10)
+        writer.join()
+        assert [r.id for r in spool.claim(10)] == ["first", "second"]
+    finally:
+        holder.kill()
+        holder.wait()
+        spool.close()
+
+
+def test_a_writer_that_never_lets_go_makes_writes_fail_not_hang(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    import sink_lib.spool
+
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([("first", b"{}")])
+    monkeypatch.setattr(sink_lib.spool, "WRITE_LOCK_TIMEOUT_S", 0.2)
+    with open(tmp_path / "spool.sqlite3.lock", "r+b") as other:  # another open file: its own flock
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(SpoolError, match="another writer held the spool"):
+            spool.append([("second", b"{}")])
+    spool.append([("third", b"{}")])
+    assert [r.id for r in spool.claim(10)] == ["first", "third"]
+    spool.close()

@@ -42,7 +42,7 @@ def test_new_spool_directory_is_0700_and_its_files_0600(tmp_path: Path, loose_um
     # Then the folders it created are 0700 and every file in the spool is 0600
     assert mode(tmp_path / "state") == 0o700 and mode(tmp_path / "state" / "spool") == 0o700
     files = sorted(p.name for p in (tmp_path / "state" / "spool").iterdir())
-    assert files == ["spool.sqlite3", "spool.sqlite3-shm", "spool.sqlite3-wal"]
+    assert files == ["spool.sqlite3", "spool.sqlite3-shm", "spool.sqlite3-wal", "spool.sqlite3.lock"]
     assert {p.name: mode(p) for p in (tmp_path / "state" / "spool").iterdir()} == dict.fromkeys(files, 0o600)
     spool.close()
 
