@@ -70,30 +70,35 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its live children."""
-    total = 0.0
+def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        pass
+        return []
+
+
+def _cpu_s(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds of these processes (those gone meanwhile count 0)."""
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
     return total
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children."""
+    return _cpu_s(_tree(pid))
 
 
 def tree_context_switches(pid: int) -> int:
     """Context switches (voluntary and involuntary) of every thread of a process tree so far."""
     total = 0
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for proc in procs:
+    for proc in _tree(pid):
         for task in Path(f"/proc/{proc.pid}/task").glob("*"):
             try:
                 for line in (task / "status").read_text().splitlines():
@@ -106,21 +111,26 @@ def tree_context_switches(pid: int) -> int:
 
 def broker_cpu_s() -> float:
     """User + system CPU seconds of the local RabbitMQ node(s) (``beam.smp``); 0 when none is visible."""
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] == "beam.smp":
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                pass
-    return total
+    return _cpu_s([proc for proc in psutil.process_iter(["name"]) if proc.info["name"] == "beam.smp"])
 
 
 def machine_busy_s() -> float:
     """CPU seconds the whole machine spent busy (all cores; idle and I/O wait left out)."""
     times = psutil.cpu_times()
     return float(sum(times)) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def machine_counters() -> tuple[float, float]:
+    """(broker CPU s, machine busy CPU s) now: take one before and one after a measurement."""
+    return broker_cpu_s(), machine_busy_s()
+
+
+def per_unit(before: tuple[float, float], count: float) -> dict[str, float]:
+    """The broker's and the machine's CPU ms per request (or event) since ``before``."""
+    broker, machine = machine_counters()
+    count = max(count, 1)
+    return {"broker_cpu_ms_per_request": 1000 * (broker - before[0]) / count,
+            "machine_cpu_ms_per_request": 1000 * (machine - before[1]) / count}
 
 
 def _ms(text: str) -> float:
@@ -134,7 +144,7 @@ def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connect
             server_pid: int | None = None, content_type: str = "application/json") -> dict[str, float]:
     """Requests/s, latency percentiles and server CPU ms per request; fails when any response is not 2xx."""
     cpu_before = tree_cpu_s(server_pid) if server_pid else 0.0
-    broker_before, machine_before = broker_cpu_s(), machine_busy_s()
+    counters = machine_counters()
     switches_before = tree_context_switches(server_pid) if server_pid else 0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency", "-s", str(script), url],
@@ -142,17 +152,15 @@ def run_wrk(url: str, key: str, body: Path, script: Path, duration: int, connect
         env={**os.environ, "BENCH_KEY": key, "BENCH_BODY": str(body), "BENCH_CONTENT_TYPE": content_type},
     ).stdout
     cpu = tree_cpu_s(server_pid) - cpu_before if server_pid else float("nan")
-    broker, machine = broker_cpu_s() - broker_before, machine_busy_s() - machine_before
     switches = tree_context_switches(server_pid) - switches_before if server_pid else 0
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit("wrk saw errors:\n" + out)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    machine = per_unit(counters, total)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
     return {"requests_per_s": rps, "p50_ms": pct["50"], "p99_ms": pct["99"],
-            "cpu_ms_per_request": 1000 * cpu / max(total, 1),
-            "broker_cpu_ms_per_request": 1000 * broker / max(total, 1),
-            "machine_cpu_ms_per_request": 1000 * machine / max(total, 1),
+            "cpu_ms_per_request": 1000 * cpu / max(total, 1), **machine,
             "switches_per_request": switches / max(total, 1)}
 
 
@@ -192,7 +200,7 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
         state["cpu"] = time.process_time()
         channel.confirm_delivery(on_confirm, callback=lambda _frame: pump())
 
-    broker_before, machine_before = broker_cpu_s(), machine_busy_s()
+    counters = machine_counters()
     connection = SelectConnection(
         pika.URLParameters(amqp),
         on_open_callback=lambda conn: conn.channel(on_open_callback=on_channel),
@@ -201,12 +209,9 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
     connection.ioloop.start()
     elapsed = time.perf_counter() - state["started"]
     cpu = time.process_time() - state["cpu"]
-    confirmed = max(state["confirmed"], 1)
     return {"events_per_s": state["confirmed"] / elapsed, "requests_per_s": float("nan"),
             "p50_ms": float("nan"), "p99_ms": float("nan"),
-            "cpu_ms_per_request": 1000 * cpu / confirmed,
-            "broker_cpu_ms_per_request": 1000 * (broker_cpu_s() - broker_before) / confirmed,
-            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed,
+            "cpu_ms_per_request": 1000 * cpu / max(state["confirmed"], 1), **per_unit(counters, state["confirmed"]),
             "switches_per_request": float("nan")}
 
 
@@ -223,17 +228,13 @@ def bare_publishers(amqp: str, exchange: str, body: bytes, seconds: float, windo
     import multiprocessing
 
     share = max(1, window // connections)
-    broker_before, machine_before = broker_cpu_s(), machine_busy_s()
+    counters = machine_counters()
     with multiprocessing.get_context("fork").Pool(connections) as pool:
         parts = pool.map(_one_publisher, [(amqp, exchange, body, seconds, share)] * connections)
-    confirmed = max(sum(p["events_per_s"] for p in parts) * seconds, 1.0)
-    return {"events_per_s": sum(p["events_per_s"] for p in parts), "requests_per_s": float("nan"),
-            "p50_ms": float("nan"), "p99_ms": float("nan"),
-            "cpu_ms_per_request": sum(p["cpu_ms_per_request"] * p["events_per_s"] for p in parts)
-            / max(sum(p["events_per_s"] for p in parts), 1.0),
-            "broker_cpu_ms_per_request": 1000 * (broker_cpu_s() - broker_before) / confirmed,
-            "machine_cpu_ms_per_request": 1000 * (machine_busy_s() - machine_before) / confirmed,
-            "switches_per_request": float("nan")}
+    rate = sum(p["events_per_s"] for p in parts)
+    return {"events_per_s": rate, "requests_per_s": float("nan"), "p50_ms": float("nan"), "p99_ms": float("nan"),
+            "cpu_ms_per_request": sum(p["cpu_ms_per_request"] * p["events_per_s"] for p in parts) / max(rate, 1.0),
+            **per_unit(counters, rate * seconds), "switches_per_request": float("nan")}
 
 
 def wait_for_empty_spool(directory: Path, timeout: float = 600.0) -> float:

@@ -59,13 +59,11 @@ def check_addresses_free(binds: list[str]) -> None:
     """Bind each TCP address once without ``SO_REUSEPORT``; raise AddressInUseError when one is taken.
 
     Workers bind with ``SO_REUSEPORT``, which would let them join a server already listening there.
-    ``unix:`` and ``fd://`` addresses are left to gunicorn.
+    TCP addresses only (:meth:`ApiServer.prepare_listening` keeps one shared socket for the others).
     """
     from gunicorn.util import parse_address
 
     for bind in binds:
-        if bind.startswith(("unix:", "fd://")):
-            continue
         host, port = parse_address(bind)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:

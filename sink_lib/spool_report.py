@@ -71,29 +71,34 @@ READ_ATTEMPTS = 50
 READ_RETRY_S = 0.05
 
 
+def _query(path: Path) -> tuple[tuple[Any, Any, Any], list[Any]]:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise SpoolError(f"cannot open spool {path}: {exc}") from exc
+    try:
+        totals = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created) FROM events").fetchone()
+        owners = conn.execute(
+            "SELECT owner, COUNT(*) FROM events WHERE owner IS NOT NULL GROUP BY owner ORDER BY MIN(seq)"
+        ).fetchall()
+        return totals, owners
+    finally:
+        conn.close()
+
+
 def _read_counts(path: Path) -> tuple[tuple[Any, Any, Any], list[Any]]:
-    for attempt in range(READ_ATTEMPTS):
+    for attempt in range(1, READ_ATTEMPTS + 1):
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
-        except sqlite3.Error as exc:
-            raise SpoolError(f"cannot open spool {path}: {exc}") from exc
-        try:
-            totals = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created) FROM events").fetchone()
-            owners = conn.execute(
-                "SELECT owner, COUNT(*) FROM events WHERE owner IS NOT NULL GROUP BY owner ORDER BY MIN(seq)"
-            ).fetchall()
-            return totals, owners
+            return _query(path)
         except sqlite3.OperationalError as exc:
             if not any(t in str(exc) for t in _TRANSIENT):
                 raise SpoolError(f"cannot read spool {path} (is it a spool?): {exc}") from exc
-            if attempt == READ_ATTEMPTS - 1:
+            if attempt == READ_ATTEMPTS:
                 raise SpoolError(f"cannot read spool {path}: still busy after {READ_ATTEMPTS} attempts: {exc}") from exc
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot read spool {path} (is it a spool?): {exc}") from exc
-        finally:
-            conn.close()
         time.sleep(READ_RETRY_S)
-    raise AssertionError("unreachable")
+    raise SpoolError(f"cannot read spool {path}")  # not reached: the last attempt returns or raises
 
 
 def inspect_spool(path: Path) -> SpoolReport:
