@@ -1,14 +1,17 @@
 """Ingest rate of the emergency API under gunicorn, against a bare Flask endpoint in the same run.
 
-All servers run with the same gunicorn settings (``emergency_api.serving.ApiServer``: worker class,
-workers, threads, keep-alive) and rate limiting off. The baseline endpoints answer 202/204 without
-reading the body, once with a listening socket per worker (the API's default, ``baseline``) and once
-with one shared socket (``baseline_shared``); ratios use whichever of the two was faster. The API
-authenticates the key, validates every event against the registry and answers once each is
-confirmed by the real RabbitMQ (``api``) or, with ``EVENTSINK_API_ACCEPT_ON=spool``, once each is
-fsync'd in the local spool (``api_spool``). After each ``api_spool`` run the benchmark waits until
-that server has delivered its spool to the broker; the wait is reported (``drain_s``) and counted in
-a delivered rate, since a 202 from the spool only says the events are safe on this host.
+All servers run with the same gunicorn settings (``emergency_api.serving.ApiServer``: workers,
+threads, keep-alive) and rate limiting off. The baseline endpoints are a bare Flask app answering
+202/204 without reading the body: under ``gthread`` with a listening socket per worker
+(``baseline``) and with one shared socket (``baseline_shared``), and under the API's ``eventsink``
+worker class (``baseline_loop``, through its WSGI pool); ratios use whichever was fastest. The API
+runs under ``--worker-class`` (default ``eventsink``, the API's default), and under ``gthread`` too
+(``api_gthread``, the earlier default) for a before/after in the same run. It authenticates the key,
+validates every event against the registry and answers once each is confirmed by the real RabbitMQ
+(``api``) or, with ``EVENTSINK_API_ACCEPT_ON=spool``, once each is fsync'd in the local spool
+(``api_spool``). After each ``api_spool`` run the benchmark waits until that server has delivered its
+spool to the broker; the wait is reported (``drain_s``) and counted in a delivered rate, since a 202
+from the spool only says the events are safe on this host.
 
 Load comes from ``wrk`` (apt package ``wrk``: one C thread) with keep-alive connections posting a
 fixed body. Scenarios: single-event POSTs, 100-event batches, and 100-line ``POST /api/v1/write``. A
@@ -20,8 +23,8 @@ Contenders alternate round by round, so a neighbour's load hits all alike; each 
 of ``--rounds`` with the spread (min-max) beside it, plus the CPU time per request from /proc of the
 server, of the broker and of the whole machine. With the two cores as the limit, the bare endpoint's
 machine CPU per request against that plus the broker's CPU for the API's events bounds the ratio any
-API could reach here. A shorter pass compares gunicorn worker classes for the single-event case
-(``gthread``, ``sync``, and ``gevent`` when it is installed).
+API costing no more than the bare gthread endpoint could reach here. A shorter pass runs the API
+under other worker classes for the single-event case (``sync``, and ``gevent`` when it is installed).
 
     python bench/api_ingest.py [--duration 5] [--rounds 5] [--connections 32]
 """
@@ -46,6 +49,9 @@ from bench.http_load import LUA, bare_publishers, free_port, run_wrk, start, sto
 
 AMQP = os.environ.get("EVENTSINK_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 CONFIRM_WINDOW = 1000  # the sink's default EVENTSINK_CONFIRM_WINDOW, per worker process
+#: contenders whose worker class is fixed; the others run under --worker-class
+FIXED_CLASS = {"baseline": "gthread", "baseline_shared": "gthread", "baseline_loop": "eventsink",
+               "api_gthread": "gthread"}
 
 BASELINE_SERVER = """
 import sys
@@ -111,7 +117,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--scenarios", default="single,batch100,write100", help="comma-separated subset")
-    parser.add_argument("--worker-classes", default="sync,gevent", help="also compared on single events")
+    parser.add_argument("--worker-class", default="eventsink", help="the API's worker class (default: the API's)")
+    parser.add_argument("--worker-classes", default="sync,gevent",
+                        help="the API under these worker classes too, on single events")
     parser.add_argument("--before", metavar="TREE", help="also run the API from this source tree (api_before), "
                         "e.g. an unpacked older commit, for before/after figures in the same run")
     args = parser.parse_args()
@@ -149,6 +157,7 @@ def main() -> None:
 
     def launch(name: str, worker_class: str, kind: str) -> tuple[Any, str]:
         bind = f"127.0.0.1:{free_port()}"
+        worker_class = FIXED_CLASS.get(kind, worker_class)
         if kind.startswith("baseline"):
             cmd = [sys.executable, "-c", BASELINE_SERVER, bind, worker_class, str(args.workers), str(args.threads),
                    "0" if kind == "baseline_shared" else "1"]
@@ -199,8 +208,9 @@ def main() -> None:
                 stop(proc)
 
     try:
-        kinds = ["baseline", "baseline_shared", "api", "api_spool"] + (["api_before"] if args.before else [])
-        measure("gthread", kinds, chosen, args.rounds, args.duration, publisher=True)
+        kinds = ["baseline", "baseline_shared", "baseline_loop", "api", "api_gthread", "api_spool"]
+        kinds += ["api_before"] if args.before else []
+        measure(args.worker_class, kinds, chosen, args.rounds, args.duration, publisher=True)
         for worker_class in [w for w in args.worker_classes.split(",") if w]:
             if worker_class == "gevent":
                 try:
@@ -209,7 +219,7 @@ def main() -> None:
                     print("gevent is not installed: its worker class is left out")
                     continue
             try:
-                measure(worker_class, ["baseline", "api"], ["single"], max(1, args.rounds // 2), args.duration,
+                measure(worker_class, ["api"], ["single"], max(1, args.rounds // 2), args.duration,
                         publisher=False, prefix=worker_class + "_")
             except (SystemExit, Exception) as exc:  # a worker class that cannot serve the API is reported
                 print(f"worker class {worker_class} failed: {exc}")
@@ -220,8 +230,10 @@ def main() -> None:
     results = {name: summarise(r) for name, r in runs.items()}
     summary: dict[str, Any] = {}
     for label in chosen:
-        # the denominator is the better of the bare endpoint's two socket set-ups
-        base = max(results[f"baseline.{label}"], results[f"baseline_shared.{label}"], key=lambda r: r["events_per_s"])
+        # the denominator is the best of the bare endpoint's set-ups (gthread with and without a socket per
+        # worker, and the eventsink worker class)
+        base = max((results[f"{b}.{label}"] for b in ("baseline", "baseline_shared", "baseline_loop")),
+                   key=lambda r: r["events_per_s"])
         api, spool, pub = results[f"api.{label}"], results[f"api_spool.{label}"], results[f"publisher.{label}"]
         per_request = scenarios[label][1]
         # With the cores as the limit, the best ratio an API costing nothing beyond the bare endpoint could
@@ -237,6 +249,8 @@ def main() -> None:
             "api_vs_publisher": round(api["events_per_s"] / pub["events_per_s"], 3),
             "publisher_vs_baseline": round(pub["events_per_s"] / base["events_per_s"], 3),
             "api_spool_vs_baseline": round(spool["events_per_s"] / base["events_per_s"], 3),
+            "api_gthread_vs_baseline": round(results[f"api_gthread.{label}"]["events_per_s"] / base["events_per_s"], 3),
+            "api_vs_api_gthread": round(api["events_per_s"] / results[f"api_gthread.{label}"]["events_per_s"], 3),
             "zero_cost_api_bound": round(bound, 3),
             "zero_cost_api_bound_at_publisher_broker_cost": round(bound_pub, 3),
             "broker_cpu_ms_per_event": round(broker_per_request / per_request, 4),
@@ -258,6 +272,7 @@ def main() -> None:
               f"{row['switches_per_request']:>9.1f}")
     for label, row in summary.items():
         print(f"{label}: api/baseline {row['api_vs_baseline']:.2f}, api/bare publisher {row['api_vs_publisher']:.2f}, "
+              f"api under gthread/baseline {row['api_gthread_vs_baseline']:.2f}, "
               f"bare publisher/baseline {row['publisher_vs_baseline']:.2f}, "
               f"api_spool/baseline {row['api_spool_vs_baseline']:.2f} (delivered {row['api_spool_delivered_per_s']}/s, "
               f"drained in {row['api_spool_drain_s']:.1f} s), "
@@ -269,8 +284,8 @@ def main() -> None:
     for worker_class in [w for w in args.worker_classes.split(",") if w]:
         if f"{worker_class}_api.single" in results:
             ratio = results[f"{worker_class}_api.single"]["events_per_s"] / results["api.single"]["events_per_s"]
-            summary[f"{worker_class}_vs_gthread_api_single"] = round(ratio, 3)
-            print(f"{worker_class} / gthread, API single events: {ratio:.2f}")
+            summary[f"{worker_class}_vs_{args.worker_class}_api_single"] = round(ratio, 3)
+            print(f"{worker_class} / {args.worker_class}, API single events: {ratio:.2f}")
     load = os.getloadavg()
     path = write_result("api_ingest", {"settings": {"workers": args.workers, "threads": args.threads,
                                                     "connections": args.connections, "duration_s": args.duration,

@@ -54,6 +54,8 @@ def create_app(
     app.register_blueprint(write.bp)
     app.register_blueprint(influx.bp)
     init_limits(app, settings)
+    # answered on the event loop by the eventsink worker class (the Flask view serves other workers)
+    app.extensions["eventsink_native_routes"] = {("POST", events.EventsRoute.route): events.EventsRoute(app)}
     if settings.swagger or settings.swagger_ui:
         from flasgger import Swagger
 

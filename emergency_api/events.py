@@ -14,15 +14,18 @@ import json
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, request
 
 from sink_lib.errors import EventValidationError
 
-from .auth import require_key, require_scope
+from .auth import admit, key_from_headers, require_key, require_scope
 from .envelope import envelope_errors
-from .ingest import api_settings, publish, sink
-from .keys import ApiKey
+from .ingest import Sink, api_settings, publish, publish_async, sink
+from .keys import ApiKey, KeyStore
+from .native import NativeRequest, NativeRoute, Reply
 from .problems import Problem
+from .ratelimit import RateLimiter
+from .settings import ApiSettings
 
 bp = Blueprint("events", __name__)
 
@@ -39,11 +42,10 @@ def source_of(key: ApiKey, client_source: str | None) -> str:
     return f"{base}/{client_source.lstrip('/')}" if client_source else base
 
 
-def read_json_body() -> Any:
-    """The decoded JSON body, or 415/400/413 problems."""
-    if request.mimetype not in JSON_TYPES:
+def decode_json(mimetype: str, raw: bytes) -> Any:
+    """The decoded JSON body, or 415/400 problems."""
+    if mimetype not in JSON_TYPES:
         raise Problem(415, "send the events as Content-Type: application/json")
-    raw = request.get_data(cache=False)
     if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
         try:  # orjson is several times faster; whatever it refuses, the stdlib decides (same results)
             return orjson.loads(raw)
@@ -57,12 +59,8 @@ def read_json_body() -> Any:
         raise Problem(400, "the body is nested too deeply") from None
 
 
-@bp.post("/api/v1/events")
-def post_events() -> Response:
-    """Validate, scope-check and publish one event or a batch; 202 with the ids once accepted."""
-    key = require_key()
-    settings = api_settings()
-    body = read_json_body()
+def accept_events(key: ApiKey, settings: ApiSettings, out: Sink, body: Any) -> list[Any]:
+    """Validate and scope-check one event or a batch and prepare each for publishing (all or none)."""
     items = body if isinstance(body, list) else [body]
     if not items:
         raise Problem(422, "the batch is empty", errors=[{"index": None, "field": "", "message": "empty"}])
@@ -75,7 +73,6 @@ def post_events() -> Response:
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
     require_scope(key, ((i, item["type"]) for i, item in enumerate(items) if isinstance(item["type"], str)))
-    out = sink()
     prepared = []
     for index, item in enumerate(items):
         try:
@@ -88,6 +85,42 @@ def post_events() -> Response:
             errors.extend({"index": index, **err} for err in exc.errors)
     if errors:
         raise Problem(422, f"{len(errors)} problem(s) in the events; nothing was published", errors=errors)
+    return prepared
+
+
+def accepted_body(prepared: list[Any]) -> bytes:
+    """The 202 answer: how many events were accepted and their ids."""
+    return orjson.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
+
+
+@bp.post("/api/v1/events")
+def post_events() -> Response:
+    """Validate, scope-check and publish one event or a batch; 202 with the ids once accepted."""
+    key = require_key()
+    body = decode_json(request.mimetype, request.get_data(cache=False))
+    prepared = accept_events(key, api_settings(), sink(), body)
     publish(prepared, "events")
-    body_out = orjson.dumps({"accepted": len(prepared), "ids": [p.id for p in prepared]})
-    return Response(body_out, status=202, mimetype="application/json")
+    return Response(accepted_body(prepared), status=202, mimetype="application/json")
+
+
+class EventsRoute(NativeRoute):
+    """``POST /api/v1/events`` on an event loop (the ``eventsink`` worker class): the same checks as
+    :func:`post_events`, then the confirm (or the spool's fsync) is awaited instead of blocking a thread."""
+
+    route = "/api/v1/events"
+
+    def __init__(self, app: Flask) -> None:
+        self.settings: ApiSettings = app.extensions["eventsink_settings"]
+        self.sink: Sink = app.extensions["eventsink_sink"]
+        self.keys: KeyStore = app.extensions["eventsink_keys"]
+        self.limiter: RateLimiter | None = app.extensions.get("eventsink_limiter")
+
+    async def answer(self, request: NativeRequest) -> Reply:
+        """202 with the ids, or raise the problem."""
+        headers = request.headers
+        key = admit(self.keys, self.limiter, key_from_headers(headers.get("x-api-key"), headers.get("authorization")),
+                    request.remote_addr)
+        mimetype = headers.get("content-type", "").partition(";")[0].strip().lower()
+        prepared = accept_events(key, self.settings, self.sink, decode_json(mimetype, request.body))
+        await publish_async(self.sink, self.settings, prepared, "events")
+        return 202, [("Content-Type", "application/json")], accepted_body(prepared)

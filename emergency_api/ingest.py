@@ -28,7 +28,9 @@ class Sink(Protocol):
 
     def prepare(self, type: str, data: dict[str, Any], **kwargs: Any) -> Any: ...
     def submit(self, events: Sequence[Any], *, wait: float | None = None) -> None: ...
+    async def submit_async(self, events: Sequence[Any], *, wait: float) -> None: ...
     def spool_submit(self, events: Sequence[Any], *, wait: float) -> None: ...
+    async def spool_submit_async(self, events: Sequence[Any], *, wait: float) -> None: ...
     def ready(self) -> bool: ...
     def stats(self) -> dict[str, Any]: ...
     def close(self, timeout: float = 10.0) -> None: ...
@@ -46,25 +48,46 @@ def api_settings() -> ApiSettings:
     return settings
 
 
+def _refusal(exc: EventSinkError, count: int, settings: ApiSettings) -> Problem:
+    """The 503 answering events that could not be confirmed or spooled (logged, never with keys)."""
+    unavailable = {"Retry-After": str(settings.retry_after_s)}
+    if isinstance(exc, PublishTimeout):
+        log.warning("%d event(s) not confirmed or spooled in time: %s", count, exc)
+        return Problem(503, "events were not confirmed or spooled in time; retry later with the same ids",
+                       headers=unavailable)
+    if isinstance(exc, SpoolError | QueueFullError):
+        log.error("events refused, spool or queue full: %s", exc)
+        return Problem(503, "the broker is unreachable and the local spool cannot take more events",
+                       headers=unavailable)
+    log.error("publishing failed: %s", exc)
+    return Problem(503, "events could not be accepted now", headers=unavailable)
+
+
+def _accepted(out: Sink, endpoint: str, count: int) -> None:
+    metrics.accepted(endpoint, count)
+    metrics.observe_sink(out)
+
+
 def publish(prepared: Sequence[Any], endpoint: str) -> None:
     """Submit and wait; raise a 503 Problem when the events could not be confirmed or spooled."""
-    settings = api_settings()
-    unavailable = {"Retry-After": str(settings.retry_after_s)}
+    settings, out = api_settings(), sink()
     try:
         if settings.accept_on == "spool":
-            sink().spool_submit(prepared, wait=settings.publish_timeout_s)
+            out.spool_submit(prepared, wait=settings.publish_timeout_s)
         else:
-            sink().submit(prepared, wait=settings.publish_timeout_s)
-    except PublishTimeout as exc:
-        log.warning("%d event(s) not confirmed or spooled in time: %s", len(prepared), exc)
-        raise Problem(503, "events were not confirmed or spooled in time; retry later with the same ids",
-                      headers=unavailable) from exc
-    except (SpoolError, QueueFullError) as exc:
-        log.error("events refused, spool or queue full: %s", exc)
-        raise Problem(503, "the broker is unreachable and the local spool cannot take more events",
-                      headers=unavailable) from exc
+            out.submit(prepared, wait=settings.publish_timeout_s)
     except EventSinkError as exc:
-        log.error("publishing failed: %s", exc)
-        raise Problem(503, "events could not be accepted now", headers=unavailable) from exc
-    metrics.accepted(endpoint, len(prepared))
-    metrics.observe_sink(sink())
+        raise _refusal(exc, len(prepared), settings) from exc
+    _accepted(out, endpoint, len(prepared))
+
+
+async def publish_async(out: Sink, settings: ApiSettings, prepared: Sequence[Any], endpoint: str) -> None:
+    """:func:`publish` for a caller on an event loop: the confirm (or the spool's group commit) is awaited."""
+    try:
+        if settings.accept_on == "spool":
+            await out.spool_submit_async(prepared, wait=settings.publish_timeout_s)
+        else:
+            await out.submit_async(prepared, wait=settings.publish_timeout_s)
+    except EventSinkError as exc:
+        raise _refusal(exc, len(prepared), settings) from exc
+    _accepted(out, endpoint, len(prepared))

@@ -69,6 +69,7 @@ _observed: dict[str, Any] = {"pid": None, "at": 0.0, "spooled": 0}
 _accepted_child = functools.cache(ACCEPTED.labels)
 _requests_child = functools.cache(REQUESTS.labels)
 _latency_child = functools.cache(LATENCY.labels)
+_rejected_child = functools.cache(REJECTED.labels)
 
 
 def accepted(endpoint: str, count: int) -> None:
@@ -102,15 +103,19 @@ def _start() -> None:
     g.started = time.perf_counter()
 
 
+def record(route: str, method: str, status: int, seconds: float | None) -> None:
+    """Count one answered request; ``route`` is the matched rule (or "unmatched")."""
+    _requests_child(route, method if method in KNOWN_METHODS else OTHER_METHOD, str(status)).inc()
+    if seconds is not None:
+        _latency_child(route).observe(seconds)
+    if status >= 400:
+        _rejected_child(reason_of(status)).inc()
+
+
 def _finish(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
-    _requests_child(route, method, str(response.status_code)).inc()
     started = g.get("started")
-    if started is not None:
-        _latency_child(route).observe(time.perf_counter() - started)
-    if response.status_code >= 400:
-        REJECTED.labels(reason_of(response)).inc()
+    record(request.url_rule.rule if request.url_rule is not None else "unmatched", request.method,
+           response.status_code, time.perf_counter() - started if started is not None else None)
     return response
 
 

@@ -8,6 +8,7 @@ so a request of thousands of bad events cannot make an answer of megabytes.
 
 from __future__ import annotations
 
+import json as stdlib_json
 import logging
 from typing import Any
 
@@ -62,16 +63,15 @@ class Problem(Exception):
         self.slug = slug
 
 
-def problem_response(
+def problem_document(
     status: int,
     detail: str,
     *,
     errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
     slug: str | None = None,
     extensions: dict[str, Any] | None = None,
-) -> Response:
-    """Build the problem+json response; ``extensions`` are extra members (RFC 7807 section 3.2)."""
+) -> dict[str, Any]:
+    """The problem+json body; ``extensions`` are extra members (RFC 7807 section 3.2)."""
     known_slug, title = KNOWN.get(status, ("error", "Error"))
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + (slug or known_slug),
@@ -84,15 +84,35 @@ def problem_response(
         if len(errors) > MAX_ERRORS:
             body["errors_omitted"] = len(errors) - MAX_ERRORS
     body.update(extensions or {})
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    slug: str | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> Response:
+    """The problem as a Flask response."""
+    body = problem_document(status, detail, errors=errors, slug=slug, extensions=extensions)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
 
 
-def reason_of(response: Response) -> str:
-    """The short reason a response rejected a request (for metrics)."""
-    return KNOWN.get(response.status_code, ("error", ""))[0]
+def problem_bytes(exc: Problem) -> bytes:
+    """A raised Problem's body, outside Flask (the same JSON as :func:`problem_response` writes)."""
+    return stdlib_json.dumps(problem_document(exc.status, exc.detail, errors=exc.errors, slug=exc.slug,
+                                              extensions=exc.extensions)).encode()
+
+
+def reason_of(status: int) -> str:
+    """The short reason a response of ``status`` rejected a request (for metrics)."""
+    return KNOWN.get(status, ("error", ""))[0]
 
 
 def _from_problem(exc: Problem) -> Response:

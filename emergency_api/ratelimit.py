@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, request
+from flask import Flask
 from limits import parse_many
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, storage_from_string
@@ -23,7 +23,6 @@ from limits.strategies import FixedWindowRateLimiter
 
 from sink_lib.errors import ConfigurationError
 
-from .auth import current_key
 from .problems import Problem
 from .settings import ApiSettings
 
@@ -67,10 +66,8 @@ class RateLimiter:
             ) from exc
         self.strategy = FixedWindowRateLimiter(storage)
 
-    def check(self) -> None:
-        """Count this request; raise a 429 Problem with Retry-After when its bucket is over a limit."""
-        key = current_key()
-        bucket = f"key:{key.id}" if key is not None else f"addr:{request.remote_addr or '-'}"
+    def check(self, bucket: str) -> None:
+        """Count a request of ``bucket``; raise a 429 Problem with Retry-After when it is over a limit."""
         for item in self.items:
             if not self.strategy.hit(item, "api", bucket):
                 reset_at = self.strategy.get_window_stats(item, "api", bucket).reset_time

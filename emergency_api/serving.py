@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: short names of the worker classes of this package
+WORKER_CLASSES = {"eventsink": "emergency_api.loopworker.LoopWorker"}
+
+
 class AddressInUseError(RuntimeError):
     """The address to listen on is taken (by another server, possibly this one started twice)."""
 
@@ -78,20 +82,26 @@ def check_addresses_free(binds: list[str]) -> None:
                 raise
 
 
-def write_problem_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """Replacement of gunicorn's HTML error page: the same status, as problem+json."""
+def problem_error_bytes(status_int: int, reason: str, mesg: str) -> bytes:
+    """An error gunicorn or the worker answers before the app sees the request, as problem+json
+    (the connection is closed after it)."""
     slug = KNOWN.get(status_int, ("bad-request", reason))[0]
     body = json.dumps({
         "type": PROBLEM_TYPE_BASE + (slug if status_int in KNOWN else "http-" + str(status_int)),
         "title": reason,
         "status": status_int,
-        "detail": mesg if status_int < 500 else "The server could not handle the request.",
+        "detail": mesg if status_int < 500 or status_int == 503 else "The server could not handle the request.",
     }).encode("utf-8")
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode("latin-1")
-    gunicorn_util.write_nonblock(sock, head + body)
+    return head + body
+
+
+def write_problem_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Replacement of gunicorn's HTML error page: the same status, as problem+json."""
+    gunicorn_util.write_nonblock(sock, problem_error_bytes(status_int, reason, mesg))
 
 
 def _post_fork(server: Any, worker: Any) -> None:
@@ -148,6 +158,9 @@ class ApiServer(BaseApplication):
             if name not in self.cfg.settings:
                 raise ValueError(f"unknown gunicorn setting {key!r}")
             self.cfg.set(name, value)
+        worker_class = self.cfg.settings["worker_class"].get()
+        if isinstance(worker_class, str) and worker_class in WORKER_CLASSES:
+            self.cfg.set("worker_class", WORKER_CLASSES[worker_class])
 
     def prepare_listening(self) -> None:
         """With ``reuse_port`` (the default): off for ``unix:`` binds (each worker would replace the

@@ -71,8 +71,17 @@ class ApiSettings(BaseSettings):
     rate_limit_enabled: bool = Field(True, description="Turn per-key rate limiting on or off.")
     bind: str = Field("127.0.0.1:8000", description="HOST:PORT gunicorn listens on.")
     workers: int = Field(2, gt=0, description="gunicorn worker processes.")
-    worker_class: str = Field("gthread", description="gunicorn worker class.")
-    threads: int = Field(16, gt=0, description="Threads per gunicorn worker (gthread).")
+    worker_class: str = Field(
+        "eventsink",
+        description="gunicorn worker class: eventsink (an event loop per worker, emergency_api/loopworker.py), "
+                    "gthread, sync, or any class gunicorn accepts.",
+    )
+    threads: int = Field(16, gt=0, description="Threads per gunicorn worker (gthread; eventsink: for the routes "
+                                               "served through WSGI).")
+    request_read_timeout_s: float = Field(
+        30.0, gt=0, description="eventsink worker class: seconds a request's head and body may take to arrive "
+                                "(408 after that).",
+    )
     swagger: bool = Field(True, description="Serve the OpenAPI spec at /apispec.json.")
     swagger_ui: bool = Field(
         False,

@@ -11,6 +11,7 @@ events are tried on their own, so only the callers whose events do not fit get t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import PublishTimeout, SpoolError
+from .loopwake import notifier_for, settled
 from .outbox import Outbox
 from .spool import Spool, SpoolEntry
 
@@ -35,6 +37,25 @@ class _Handover:
         self.taken = False
         self.signal = threading.Lock()
         self.signal.acquire()
+
+    def settle(self) -> None:
+        self.signal.release()
+
+
+class _LoopHandover(_Handover):
+    """A handover awaited on an event loop."""
+
+    __slots__ = ("future", "notifier")
+
+    def __init__(self, records: Sequence[SpoolEntry], loop: asyncio.AbstractEventLoop) -> None:
+        self.records = records
+        self.error = None
+        self.taken = False
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.notifier = notifier_for(loop)
+
+    def settle(self) -> None:
+        self.notifier.settle(self.future)
 
 
 class GroupCommitSpool:
@@ -62,18 +83,35 @@ class GroupCommitSpool:
         if self._pid != os.getpid():
             self._reset()  # forked: the parent's thread does not exist here
         handover = _Handover(records)
+        self._hand_over(handover)
+        self._check(handover, handover.signal.acquire(timeout=timeout), timeout)
+
+    async def append_async(self, records: Sequence[SpoolEntry], timeout: float) -> None:
+        """:meth:`append` for a caller on an event loop (the loop is not blocked while the group commits)."""
+        if not records:
+            return
+        if self._pid != os.getpid():
+            self._reset()
+        handover = _LoopHandover(records, asyncio.get_running_loop())
+        self._hand_over(handover)
+        self._check(handover, await settled(handover.future, timeout), timeout)
+
+    def _hand_over(self, handover: _Handover) -> None:
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="eventsink-spool-commit", daemon=True)
                 self._thread.start()
             self._queue.append(handover)
             self._cond.notify()
-        if not handover.signal.acquire(timeout=timeout):
+
+    def _check(self, handover: _Handover, done: bool, timeout: float) -> None:
+        if not done:
+            count = len(handover.records)
             with self._cond:
                 if not handover.taken:
                     self._queue.remove(handover)
-                    raise PublishTimeout(f"{len(records)} event(s) not spooled in {timeout}s (nothing written)")
-            raise PublishTimeout(f"{len(records)} event(s) not known to be spooled in {timeout}s")
+                    raise PublishTimeout(f"{count} event(s) not spooled in {timeout}s (nothing written)")
+            raise PublishTimeout(f"{count} event(s) not known to be spooled in {timeout}s")
         if handover.error is not None:
             raise handover.error
 
@@ -107,7 +145,7 @@ class GroupCommitSpool:
             for handover in group:
                 handover.error = SpoolError(f"spool write failed: {exc!r}")
         for handover in group:
-            handover.signal.release()
+            handover.settle()
 
 
 def spooled_directly(outbox: Outbox, publisher: Any, count: int) -> None:

@@ -16,6 +16,7 @@ until exit: it is counted as ``dropped`` and logged as CRITICAL.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -33,6 +34,7 @@ from .errors import (
     SpoolError,
 )
 from .groupcommit import GroupCommitSpool, spooled_directly
+from .loopwake import LoopTicket, settled
 from .outbox import Item, Outbox, Ticket
 from .prepared import EventFields, PreparedEvent, prepare_event
 from .publisher import Publisher
@@ -129,21 +131,43 @@ class EventSink:
         if ticket.error is not None:
             raise ticket.error
 
+    async def submit_async(self, events: Sequence[PreparedEvent], *, wait: float) -> None:
+        """:meth:`submit` with ``wait`` for a caller on an asyncio event loop: enqueue, then await until
+        each event is confirmed or spooled, without blocking the loop; the same errors.
+
+        The publisher wakes the loop once per batch of settled calls, not once per call. (Enqueueing
+        itself can block only with ``EVENTSINK_FULL_POLICY=block`` and a full queue.)
+        """
+        if not events:
+            return
+        ticket = LoopTicket(len(events), asyncio.get_running_loop())
+        self._enqueue(events, ticket)
+        if not await settled(ticket.future, wait):
+            raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
+        if ticket.error is not None:
+            raise ticket.error
+
     def spool_submit(self, events: Sequence[PreparedEvent], *, wait: float) -> None:
         """Write events to the durable spool (fsync'd, group-committed with concurrent callers) and return;
         the publisher sends them from there. Raises the spool's error or PublishTimeout."""
-        if self._closed:
-            raise SinkClosedError("this EventSink is closed")
-        if self._publisher is None or self._pid != os.getpid():
-            self._start()
+        self._check_started()
         self._group_spool.append([e.spool_entry() for e in events], wait)
         spooled_directly(self._outbox, self._publisher, len(events))
 
-    def _enqueue(self, events: Sequence[PreparedEvent], ticket: Ticket | None) -> None:
+    async def spool_submit_async(self, events: Sequence[PreparedEvent], *, wait: float) -> None:
+        """:meth:`spool_submit` for a caller on an asyncio event loop (not blocked during the fsync)."""
+        self._check_started()
+        await self._group_spool.append_async([e.spool_entry() for e in events], wait)
+        spooled_directly(self._outbox, self._publisher, len(events))
+
+    def _check_started(self) -> None:
         if self._closed:
             raise SinkClosedError("this EventSink is closed")
         if self._publisher is None or self._pid != os.getpid():
             self._start()
+
+    def _enqueue(self, events: Sequence[PreparedEvent], ticket: Ticket | None) -> None:
+        self._check_started()
         outbox = self._outbox
         settings = self.settings
         waker = None
@@ -171,6 +195,10 @@ class EventSink:
                     waker = candidate
         if overflow:
             self._overflow(events)
+            if ticket is not None:  # spooled: settled for a waiting caller too
+                with outbox.lock:
+                    for _ in events:
+                        ticket.count_down()
             return
         if waker is not None:
             waker()

@@ -46,6 +46,9 @@ class FakeSink:
         with self.lock:
             self.submitted.extend(events)
 
+    async def submit_async(self, events: Sequence[PreparedEvent], *, wait: float) -> None:
+        self.submit(events, wait=wait)
+
     def ready(self) -> bool:
         return self.is_ready
 
