@@ -22,6 +22,8 @@ import pika
 import psutil
 import requests
 
+from bench.common import median
+
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
@@ -168,14 +170,20 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
     """Events/s of one pipelined confirm-mode pika publisher keeping ``window`` messages unconfirmed.
 
     It publishes the same body, with the same persistent properties, as the sink does, and counts
-    only confirmed messages; CPU is this process's own (the publisher runs in it).
+    only confirmed messages; CPU is this process's own (the publisher runs in it). p50/p99 are the
+    broker's confirm latencies (publish to ack) at that concurrency: the floor of any confirm-mode
+    API's latency on this broker.
     """
+    from collections import deque
+
     from pika.adapters.select_connection import SelectConnection
 
     props = pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2,
                                  message_id="bench", type="health.http", timestamp=int(time.time()))
     state: dict[str, Any] = {"sent": 0, "confirmed": 0, "stop_at": 0.0, "closing": False}
     holder: list[Any] = []
+    sent_at: deque[tuple[int, float]] = deque()
+    latencies: list[float] = []
 
     def pump() -> None:
         if time.monotonic() >= state["stop_at"]:
@@ -186,11 +194,15 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
         while state["sent"] - state["confirmed"] < window:
             holder[0].basic_publish(exchange, "", body, props)
             state["sent"] += 1
+            sent_at.append((state["sent"], time.perf_counter()))
 
     def on_confirm(frame: Any) -> None:
         if isinstance(frame.method, pika.spec.Basic.Nack):
             raise RuntimeError("the broker refused a message")
         state["confirmed"] = max(state["confirmed"], frame.method.delivery_tag)
+        now = time.perf_counter()
+        while sent_at and sent_at[0][0] <= state["confirmed"]:
+            latencies.append(now - sent_at.popleft()[1])
         pump()
 
     def on_channel(channel: Any) -> None:
@@ -209,8 +221,10 @@ def bare_publisher(amqp: str, exchange: str, body: bytes, seconds: float, window
     connection.ioloop.start()
     elapsed = time.perf_counter() - state["started"]
     cpu = time.process_time() - state["cpu"]
+    latencies.sort()
     return {"events_per_s": state["confirmed"] / elapsed, "requests_per_s": float("nan"),
-            "p50_ms": float("nan"), "p99_ms": float("nan"),
+            "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else float("nan"),
+            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
             "cpu_ms_per_request": 1000 * cpu / max(state["confirmed"], 1), **per_unit(counters, state["confirmed"]),
             "switches_per_request": float("nan")}
 
@@ -232,7 +246,8 @@ def bare_publishers(amqp: str, exchange: str, body: bytes, seconds: float, windo
     with multiprocessing.get_context("fork").Pool(connections) as pool:
         parts = pool.map(_one_publisher, [(amqp, exchange, body, seconds, share)] * connections)
     rate = sum(p["events_per_s"] for p in parts)
-    return {"events_per_s": rate, "requests_per_s": float("nan"), "p50_ms": float("nan"), "p99_ms": float("nan"),
+    return {"events_per_s": rate, "requests_per_s": float("nan"),
+            "p50_ms": median([p["p50_ms"] for p in parts]), "p99_ms": max(p["p99_ms"] for p in parts),
             "cpu_ms_per_request": sum(p["cpu_ms_per_request"] * p["events_per_s"] for p in parts) / max(rate, 1.0),
             **per_unit(counters, rate * seconds), "switches_per_request": float("nan")}
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +208,57 @@ def test_sockets_handed_over_by_systemd_or_as_fds_are_kept(monkeypatch: pytest.M
     activated = ApiServer(lambda: None, {"bind": "127.0.0.1:0"}, {})  # type: ignore[arg-type,return-value]
     activated.prepare_listening()
     assert activated.cfg.reuse_port is False
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_stalled_clients_do_not_starve_the_api_and_get_408(tmp_path: Path, sink_settings: SinkSettings,
+                                                           key: str) -> None:
+    # 40 clients send half a head and 10 half a body, straight to eventsink api (no proxy in front)
+    env = {**api_env(tmp_path, sink_settings), "EVENTSINK_API_REQUEST_READ_TIMEOUT_S": "2"}
+    server = ApiProcess(env, tmp_path / "api.log")
+    stalled = []
+    try:
+        for i in range(50):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            if i < 40:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            else:
+                sock.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                             + f"X-API-Key: {key}\r\nContent-Length: 100\r\n\r\n{{".encode())
+            stalled.append(sock)
+        # the API answers others at once while they stall
+        response = requests.post(server.url + "/api/v1/events", timeout=5, headers={"X-API-Key": key},
+                                 json={"type": "health.status", "data": {"service": "web", "state": "up"}})
+        assert response.status_code == 202
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+        # and the stalled ones are answered 408 and closed once their time is up
+        for sock in stalled:
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+            assert b"application/problem+json" in answer
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_curl_posts_a_body_with_expect_100_continue(api: ApiProcess, key: str, tmp_path: Path) -> None:
+    # curl (7.x: for bodies over 1 KiB; asked here explicitly) sends the head, waits for the interim
+    # answer, then the body
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    batch = [{"type": "health.status", "data": {"service": f"s{i}", "state": "up"}} for i in range(40)]
+    body = tmp_path / "batch.json"
+    body.write_text(json.dumps(batch))
+    assert body.stat().st_size > 1024
+    headers = ["-H", "Expect: 100-continue", "-H", f"X-API-Key: {key}", "-H", "Content-Type: application/json"]
+    out = subprocess.run([curl, "-sS", "-v", "--max-time", "10", *headers, "--data-binary", f"@{body}",
+                          api.url + "/api/v1/events"], capture_output=True, text=True, check=True)
+    assert "HTTP/1.1 100 Continue" in out.stderr
+    assert json.loads(out.stdout)["accepted"] == 40
