@@ -39,8 +39,10 @@ def _multiprocess_metrics() -> None:
 @click.command()
 @click.option("--bind", help="HOST:PORT to listen on (default EVENTSINK_API_BIND, 127.0.0.1:8000).")
 @click.option("--workers", type=int, help="Worker processes (default EVENTSINK_API_WORKERS, 2).")
-@click.option("--worker-class", help="gunicorn worker class (default EVENTSINK_API_WORKER_CLASS, gthread).")
-@click.option("--threads", type=int, help="Threads per gthread worker (default EVENTSINK_API_THREADS, 16).")
+@click.option("--worker-class",
+              help="gunicorn worker class (default EVENTSINK_API_WORKER_CLASS, eventsink: an event loop per worker).")
+@click.option("--threads", type=int,
+              help="Threads per worker (default EVENTSINK_API_THREADS, 16; eventsink: routes served through WSGI).")
 @click.option("--gunicorn-option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Any gunicorn setting, e.g. -o timeout=90 -o limit_request_field_size=16380. Repeatable.")
 def api(bind: str | None, workers: int | None, worker_class: str | None, threads: int | None,

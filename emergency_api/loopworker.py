@@ -23,8 +23,10 @@ publisher wakes the loop once per batch of confirms.
   unless the request is refused on its head. Pipelined requests are answered in order.
 - Graceful stop (SIGTERM, ``max_requests``, the master gone): stop accepting, close idle
   connections, let requests in flight finish for up to ``graceful_timeout`` seconds.
-- Not supported: HTTP/2, protocol upgrades (answered, then closed), gunicorn's access log and
-  ``pre_request``/``post_request`` hooks.
+- gunicorn's access log (``accesslog``, ``access_log_format``) is written; the request headers in it
+  are the ones the format names (the default names none that could carry a key).
+- Not supported: HTTP/2, protocol upgrades (answered, then closed), gunicorn's ``pre_request`` and
+  ``post_request`` hooks.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from email.utils import formatdate
 from http import HTTPStatus
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes
 
@@ -142,6 +146,24 @@ class Server:
                                if a != "*" and _is_network(a)]
         self.secure_headers = {k.lower(): v for k, v in cfg.secure_scheme_headers.items()}
         self._date = (0, "")
+        self.max_requests = int(getattr(worker, "max_requests", sys.maxsize))  # then answers close
+        self.access_log = bool(getattr(worker.log, "access_log_enabled", False) or cfg.accesslog)
+
+    def log_access(self, request: Request, peer: tuple[str, int], status: int, headers: list[tuple[str, str]],
+                   sent: int, seconds: float) -> None:
+        """One line in gunicorn's access log (its ``access_log_format``; the default logs no header
+        that could hold a key)."""
+        path, _, query = request.url.decode("latin-1").partition("?")
+        environ = {"REQUEST_METHOD": request.method, "RAW_URI": request.url.decode("latin-1"),
+                   "SERVER_PROTOCOL": f"HTTP/{request.version}", "REMOTE_ADDR": peer[0], "PATH_INFO": path,
+                   "QUERY_STRING": query}
+        request_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
+        for name, value in request_headers:
+            if name.lower() in ("referer", "user-agent"):
+                environ["HTTP_" + name.upper().replace("-", "_")] = value
+        answer = SimpleNamespace(status=status, sent=sent, headers=headers)
+        self.worker.log.access(answer, SimpleNamespace(headers=request_headers), environ,
+                               timedelta(seconds=seconds))
 
     def date(self) -> str:
         """The Date header value, formatted once a second."""
@@ -479,10 +501,13 @@ class HttpConnection(asyncio.Protocol):
                 if isinstance(request, Refusal):
                     self._refuse(request.status, request.detail)
                     return
+                started = time.monotonic()
                 status, reason, headers, body = await server.answer(request, self.peer, self.local)
-                keep_alive = request.keep_alive and not server.stopping
+                keep_alive = request.keep_alive and not server.stopping and server.handled < server.max_requests
                 self._write(request, status, reason, headers, body, keep_alive)
                 server.handled += 1
+                if server.access_log:
+                    server.log_access(request, self.peer, status, headers, len(body), time.monotonic() - started)
                 if not keep_alive:
                     break
         except Exception:

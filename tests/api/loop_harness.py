@@ -15,6 +15,7 @@ from typing import Any
 
 import httptools
 from gunicorn.config import Config
+from gunicorn.glogging import Logger
 
 from emergency_api.loopworker import HttpConnection, Server
 
@@ -107,7 +108,8 @@ class Harness:
         for name, value in cfg.items():
             config.set(name, value)
         self.loop = asyncio.new_event_loop()
-        self.server = Server(SimpleNamespace(cfg=config, wsgi=app), self.loop)  # type: ignore[arg-type]
+        worker = SimpleNamespace(cfg=config, wsgi=app, log=Logger(config))
+        self.server = Server(worker, self.loop)  # type: ignore[arg-type]
 
     def connect(self) -> tuple[HttpConnection, RecordingTransport]:
         transport = RecordingTransport()

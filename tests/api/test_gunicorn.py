@@ -262,3 +262,21 @@ def test_curl_posts_a_body_with_expect_100_continue(api: ApiProcess, key: str, t
                           api.url + "/api/v1/events"], capture_output=True, text=True, check=True)
     assert "HTTP/1.1 100 Continue" in out.stderr
     assert json.loads(out.stdout)["accepted"] == 40
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_the_event_loop_worker_writes_gunicorns_access_log(tmp_path: Path, sink_settings: SinkSettings,
+                                                           key: str) -> None:
+    server = ApiProcess(api_env(tmp_path, sink_settings), tmp_path / "api.log", "-o", "accesslog=-")
+    try:
+        for i in range(30):
+            response = requests.post(server.url + "/api/v1/events", timeout=10, headers={"X-API-Key": key},
+                                     json={"type": "health.status", "data": {"service": f"s{i}", "state": "up"}})
+            assert response.status_code == 202, response.text
+    finally:
+        server.stop()
+    log = (tmp_path / "api.log").read_text()
+    assert log.count('"POST /api/v1/events HTTP/1.1" 202') == 30
+    assert '"GET /healthz HTTP/1.1" 200' in log  # the readiness probe of the test, through WSGI
+    assert key not in log

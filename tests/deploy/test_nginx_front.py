@@ -1,6 +1,6 @@
 """The nginx front of deploy/nginx keeps the API answering while clients stall, with Debian's nginx.
 
-gunicorn's gthread workers hold a thread for every connection whose headers are still arriving; the
+Under gunicorn's gthread workers a connection whose headers are still arriving holds a thread; the
 front reads headers and bodies itself and passes on complete requests only.
 """
 
