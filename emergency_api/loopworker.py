@@ -7,7 +7,8 @@ for its confirm costs no thread: the loop parses it, runs the route and awaits t
 publisher wakes the loop once per batch of confirms.
 
 - Requests are parsed by ``httptools`` (llhttp, the parser of Node.js), with gunicorn's limits:
-  ``limit_request_line`` (414), ``limit_request_fields`` and ``limit_request_field_size`` (431);
+  ``limit_request_line`` (414), ``limit_request_fields`` and ``limit_request_field_size`` (431), and
+  64 KiB of header fields in all (431; bounds the memory a head that never ends can take);
   malformed requests get 400; these are problem+json and close the connection. The body limit is
   the app's (``MAX_CONTENT_LENGTH``), checked on Content-Length before the body is read and on every
   chunk: the rest is not read, the app gives its own 413 (problem+json, or InfluxDB's shape on its
@@ -61,6 +62,8 @@ NativeHandler = Callable[[NativeRequest], Awaitable[Reply]]
 #: headers the server writes itself; an application's own are dropped
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "date", "server"})
 DEFAULT_READ_TIMEOUT_S = 30.0
+#: header fields of one request in all, besides the request line (nginx's default is 32 KiB)
+MAX_HEADER_BYTES = 65536
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -130,10 +133,11 @@ class Server:
         self.limit_line = cfg.limit_request_line or sys.maxsize
         self.limit_fields = cfg.limit_request_fields or sys.maxsize
         self.limit_field_size = cfg.limit_request_field_size or sys.maxsize
-        # what the head may hold in all (request line and every field at their limits): bounds memory
-        # before httptools hands over a header it is still reading
-        self.max_head = (self.limit_line + 2 + min(self.limit_fields, 32768) * (min(self.limit_field_size, 65536) + 2)
-                         + 2)
+        # the whole head (request line and fields): bounds the memory of a connection whose head never
+        # ends, as httptools keeps a header it is still reading; a connection costs at most this much
+        # (plus one read) before its request is complete
+        self.max_head = min(self.limit_line + 2 + self.limit_fields * (self.limit_field_size + 2) + 2,
+                            self.limit_line + 2 + MAX_HEADER_BYTES)
         self.keepalive_s = float(cfg.keepalive)
         self.max_connections = int(cfg.worker_connections)
         self.executor = ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="eventsink-wsgi")
@@ -388,11 +392,7 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed or self.closed_for_reading:
             return
-        if not self.headers_done:
-            self.head_bytes += len(data)
-            if self.head_bytes > self.server.max_head:
-                self.fail(431, "the request head is larger than the header limits allow")
-                return
+        continuing = self.reading and not self.headers_done
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -414,6 +414,11 @@ class HttpConnection(asyncio.Protocol):
                 self.fail(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
             self.fail(400, f"malformed HTTP request: {exc}")
+        else:
+            if self.reading and not self.headers_done and not self.closed_for_reading:  # a head still arriving
+                self.head_bytes = self.head_bytes + len(data) if continuing else len(data)
+                if self.head_bytes > self.server.max_head:
+                    self.fail(431, f"the request head is larger than {self.server.max_head} bytes")
 
     def _too_large(self) -> None:
         """A body over the limit is not read: the app answers (its own 413, in the shape of the route,

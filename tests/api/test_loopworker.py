@@ -177,16 +177,37 @@ def test_header_count_at_the_limit_passes_and_one_more_is_431(harness: Harness) 
     assert_problem(answers[0], 431)
 
 
-def test_a_head_that_never_ends_is_cut_off_at_the_bound(harness: Harness) -> None:
+def test_a_head_still_unfinished_at_the_bound_waits_and_one_byte_over_is_431(harness: Harness) -> None:
+    bound = harness.server.max_head  # the request line's limit + 64 KiB of fields
+    assert bound == harness.server.limit_line + 2 + 65536
+    start = b"GET /healthz HTTP/1.1\r\n"
+    fields = b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 8000) for i in range(8))
+    head = start + fields
+    head += b"X-Last: " + b"v" * (bound - len(head) - len(b"X-Last: "))
+    assert len(head) == bound
+    conn, transport = harness.connect()
+    for i in range(0, len(head), 4096):  # as it would trickle in
+        conn.data_received(head[i:i + 4096])
+    assert not transport.closed and not transport.written
+    conn.data_received(b"v")
+    assert transport.closed
+    assert_problem(parse_answers(bytes(transport.written))[0], 431)
+    # a head that never ends is cut off after that much, not buffered
     conn, transport = harness.connect()
     conn.data_received(b"GET /healthz HTTP/1.1\r\nX-Endless: ")
     sent = 0
-    while not transport.closed and sent < 4 * harness.server.max_head:
+    while not transport.closed and sent < 4 * bound:
         conn.data_received(b"a" * 65536)
         sent += 65536
-    assert transport.closed
-    assert sent <= harness.server.max_head + 65536
-    assert_problem(parse_answers(bytes(transport.written))[0], 431)
+    assert transport.closed and sent <= bound + 65536
+
+
+def test_a_large_read_of_heads_and_bodies_is_not_taken_for_a_long_head(harness: Harness, health_key: str) -> None:
+    one_post = post("/api/v1/events", json.dumps([EVENT] * 40).encode().ljust(60_000), key=health_key)
+    raw = one_post * 2 + b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert len(raw) > 2 * harness.server.max_head - 20_000  # one read, far more than a head may hold
+    answers, _ = harness.exchange([raw])
+    assert [a.status for a in answers] == [202, 202, 200]
 
 
 def test_body_at_the_limit_passes_and_one_byte_over_is_413(app: Flask, api_settings: ApiSettings,
