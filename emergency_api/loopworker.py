@@ -16,6 +16,8 @@ publisher wakes the loop once per batch of confirms.
 - Routes the app lists in ``app.extensions["eventsink_native_routes"]`` (``POST /api/v1/events``)
   are coroutines on the loop (:mod:`.native`); every other request goes to the Flask app through WSGI
   in a pool of ``threads`` threads, so all routes behave as under gthread.
+- Request bodies a worker holds at once are bounded (``max_buffered_body_bytes``): a body is admitted
+  against its declared size before it is read; one that does not fit waits, unread, in arrival order.
 - Keep-alive connections cost no thread while idle; an idle one is closed after ``keepalive``
   seconds; a request whose head and body have not arrived ``request_read_timeout_s`` after it began
   gets 408 (slow-header and slow-body clients do not hold anything but a socket); more than
@@ -62,6 +64,7 @@ NativeHandler = Callable[[NativeRequest], Awaitable[Reply]]
 #: headers the server writes itself; an application's own are dropped
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "date", "server"})
 DEFAULT_READ_TIMEOUT_S = 30.0
+DEFAULT_BODY_BUDGET = 64 * 1024 * 1024
 #: header fields of one request in all, besides the request line (nginx's default is 32 KiB)
 MAX_HEADER_BYTES = 65536
 
@@ -87,11 +90,12 @@ class HttpLimit(Exception):
 class Request:
     """A request read in full."""
 
-    __slots__ = ("body", "declared_length", "headers", "keep_alive", "method", "url", "version")
+    __slots__ = ("body", "declared_length", "headers", "keep_alive", "method", "reservation", "url", "version")
 
     def __init__(self, method: str, url: bytes, version: str, headers: list[tuple[bytes, bytes]], body: bytes,
                  keep_alive: bool) -> None:
         self.declared_length: int | None = None  # set when the body was too large and not read
+        self.reservation = 0  # bytes of the worker's body budget this request holds until answered
         self.method = method
         self.url = url
         self.version = version
@@ -130,6 +134,12 @@ class Server:
         settings = extensions.get("eventsink_settings")
         self.read_timeout_s = float(getattr(settings, "request_read_timeout_s", DEFAULT_READ_TIMEOUT_S))
         self.max_body = int(getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or sys.maxsize)
+        # request bodies held by this worker at once (read or being read, until answered); a body
+        # waits for room before it is read, and one body of the largest size always fits
+        budget = int(getattr(settings, "max_buffered_body_bytes", DEFAULT_BODY_BUDGET))
+        self.body_budget = max(budget, self.max_body) if self.max_body != sys.maxsize else budget
+        self.reserved = 0
+        self.waiting: deque[HttpConnection] = deque()
         self.limit_line = cfg.limit_request_line or sys.maxsize
         self.limit_fields = cfg.limit_request_fields or sys.maxsize
         self.limit_field_size = cfg.limit_request_field_size or sys.maxsize
@@ -168,6 +178,28 @@ class Server:
         answer = SimpleNamespace(status=status, sent=sent, headers=headers)
         self.worker.log.access(answer, SimpleNamespace(headers=request_headers), environ,
                                timedelta(seconds=seconds))
+
+    def reserve(self, conn: HttpConnection, size: int) -> bool:
+        """Take ``size`` bytes of the body budget for ``conn``; False (and ``conn`` queued) when full."""
+        if self.waiting or (self.reserved + size > self.body_budget and self.reserved > 0):
+            self.waiting.append(conn)
+            return False
+        self.reserved += size
+        return True
+
+    def release(self, size: int) -> None:
+        """Give back budget; bodies waiting for it are admitted in arrival order."""
+        self.reserved -= size
+        while self.waiting:
+            conn = self.waiting[0]
+            if conn.closed or not conn.awaiting:
+                self.waiting.popleft()
+                continue
+            if self.reserved + conn.awaiting > self.body_budget and self.reserved > 0:
+                break
+            self.waiting.popleft()
+            self.reserved += conn.awaiting
+            conn.admitted()
 
     def date(self) -> str:
         """The Date header value, formatted once a second."""
@@ -304,6 +336,9 @@ class HttpConnection(asyncio.Protocol):
         self.reading = False  # part of a request has arrived
         self.closed = False
         self.closed_for_reading = False  # answering a request whose body was not read; then closing
+        self.reservation = 0  # body budget held by the request being read
+        self.awaiting = 0  # body budget asked for and not yet given (reading is paused meanwhile)
+        self.continue_owed = False  # a 100 Continue to send once the body may be read
         self.timer: asyncio.TimerHandle | None = None
         self._begin()
 
@@ -335,12 +370,22 @@ class HttpConnection(asyncio.Protocol):
         self._arm(server.keepalive_s, self._idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._give_back()
         self.closed = True
         self._disarm()
         self.server.connections.discard(self)
 
-    def close(self) -> None:
+    def _give_back(self) -> None:
+        """Drop what was read and not answered, and its body budget (the request being answered
+        gives its own back when done)."""
+        held = self.reservation + sum(r.reservation for r in self.queue if isinstance(r, Request))
+        self.reservation = self.awaiting = 0
         self.queue.clear()
+        if held:
+            self.server.release(held)
+
+    def close(self) -> None:
+        self._give_back()
         if not self.closed:
             self.closed = True
             self._disarm()
@@ -430,6 +475,7 @@ class HttpConnection(asyncio.Protocol):
             self.transport.pause_reading()
         request = Request(self.method, self.url, self.parser.get_http_version(), self.headers, b"", False)
         request.declared_length = max(self.declared_length, self.server.max_body + 1)
+        request.reservation, self.reservation, self.awaiting = self.reservation, 0, 0
         self._queue_request(request)
 
     def on_message_begin(self) -> None:
@@ -459,17 +505,38 @@ class HttpConnection(asyncio.Protocol):
         server = self.server
         if len(self.method) + len(self.url) + 10 > server.limit_line:  # "<method> <url> HTTP/1.1"
             raise HttpLimit(414, f"the request line is longer than {server.limit_line} bytes")
-        expect_continue = False
+        expect_continue = chunked = False
         for name, value in self.headers:
             lower = name.lower()
             if lower == b"content-length":
                 self.declared_length = int(value)
                 if self.declared_length > server.max_body:
                     raise HttpLimit(413, f"the body is larger than {server.max_body} bytes")
-            if lower == b"expect" and value.strip().lower() == b"100-continue":
+            elif lower == b"transfer-encoding":
+                chunked = True
+            elif lower == b"expect" and value.strip().lower() == b"100-continue":
                 expect_continue = True
-        if expect_continue and version == "1.1" and self.transport is not None:
+        self.continue_owed = expect_continue and version == "1.1"
+        size = min(server.max_body, server.body_budget) if chunked else self.declared_length
+        if size and not server.reserve(self, size):
+            self.awaiting = size  # read no further until the budget has room (release admits it)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        self.reservation = size
+        self._send_continue()
+
+    def admitted(self) -> None:
+        """The body budget this connection waited for is its now: read the body."""
+        self.reservation, self.awaiting = self.awaiting, 0
+        self._send_continue()
+        if self.transport is not None and not self.closed and not self.closed_for_reading:
+            self.transport.resume_reading()
+
+    def _send_continue(self) -> None:
+        if self.continue_owed and self.transport is not None and not self.closed:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.continue_owed = False
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -483,8 +550,11 @@ class HttpConnection(asyncio.Protocol):
         self._disarm()
         parser = self.parser
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-        self._queue_request(Request(self.method, self.url, parser.get_http_version(), self.headers, body,
-                                    parser.should_keep_alive()))
+        request = Request(self.method, self.url, parser.get_http_version(), self.headers, body,
+                          parser.should_keep_alive())
+        request.reservation, self.reservation = self.reservation, 0
+        self.awaiting = 0  # the body came in the same read as the head: it waits no more (budget untaken)
+        self._queue_request(request)
 
     def _queue_request(self, request: Request | Refusal) -> None:
         self.queue.append(request)
@@ -507,7 +577,12 @@ class HttpConnection(asyncio.Protocol):
                     self._refuse(request.status, request.detail)
                     return
                 started = time.monotonic()
-                status, reason, headers, body = await server.answer(request, self.peer, self.local)
+                try:
+                    status, reason, headers, body = await server.answer(request, self.peer, self.local)
+                finally:
+                    if request.reservation:
+                        server.release(request.reservation)
+                        request.reservation = 0
                 keep_alive = request.keep_alive and not server.stopping and server.handled < server.max_requests
                 self._write(request, status, reason, headers, body, keep_alive)
                 server.handled += 1

@@ -78,6 +78,10 @@ class ApiSettings(BaseSettings):
     )
     threads: int = Field(16, gt=0, description="Threads per gunicorn worker (gthread; eventsink: for the routes "
                                                "served through WSGI).")
+    max_buffered_body_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="eventsink worker class: request bodies one worker holds at once "
+                                            "(read or being read, until answered); more wait before being read.",
+    )
     request_read_timeout_s: float = Field(
         30.0, gt=0, description="eventsink worker class: seconds a request's head and body may take to arrive "
                                 "(408 after that).",

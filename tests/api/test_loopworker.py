@@ -231,6 +231,50 @@ def test_body_at_the_limit_passes_and_one_byte_over_is_413(app: Flask, api_setti
         harness.close()
 
 
+def test_bodies_past_the_workers_budget_wait_until_earlier_ones_are_answered(api_settings: ApiSettings,
+                                                                            health_key: str) -> None:
+    # a budget of two 60,000-byte bodies: the third waits (not read, no 100 Continue) until one is answered
+    app = create_app(api_settings.model_copy(update={"max_buffered_body_bytes": 120_000}), sink=FakeSink())
+    harness = Harness(app)
+    try:
+        assert harness.server.body_budget == 120_000
+        body = json.dumps([EVENT] * 40).encode().ljust(60_000)
+        heads = [post("/api/v1/events", body, key=health_key, extra="Expect: 100-continue\r\n")
+                 .split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" for _ in range(3)]
+        conns = [harness.connect() for _ in range(3)]
+        for (conn, _), head in zip(conns, heads, strict=True):
+            conn.data_received(head)
+        harness.settle(conns[2][0])
+        assert [bytes(t.written) for _, t in conns[:2]] == [b"HTTP/1.1 100 Continue\r\n\r\n"] * 2
+        third_transport = conns[2][1]
+        assert third_transport.written == b"" and third_transport.paused
+        assert harness.server.reserved == 120_000
+        first, first_transport = conns[0]
+        first.data_received(body)
+        harness.settle(first)
+        assert [a.status for a in parse_answers(bytes(first_transport.written))] == [100, 202]
+        # the first body is answered: its budget goes to the third, which may now send its body
+        assert bytes(third_transport.written) == b"HTTP/1.1 100 Continue\r\n\r\n" and not third_transport.paused
+        for conn, transport in conns[1:]:
+            conn.data_received(body)
+            harness.settle(conn)
+            assert [a.status for a in parse_answers(bytes(transport.written))] == [100, 202]
+        assert harness.server.reserved == 0 and not harness.server.waiting
+        # a connection that goes away gives its budget back
+        conn, _ = harness.connect()
+        conn.data_received(heads[0] + body[:1000])
+        assert harness.server.reserved == 60_000
+        conn.close()
+        assert harness.server.reserved == 0
+        # and so does one the client drops, with a request waiting to be answered
+        conn, _ = harness.connect()
+        conn.data_received(heads[0] + body[:1000])
+        conn.connection_lost(None)
+        assert harness.server.reserved == 0
+    finally:
+        harness.close()
+
+
 def test_an_influx_route_answers_a_body_over_the_limit_in_influxdb_shape(harness: Harness, health_key: str,
                                                                          api_settings: ApiSettings) -> None:
     body = b"m v=1\n" * (api_settings.max_body_bytes // 6 + 1)
@@ -394,3 +438,5 @@ def test_fuzzed_input_gets_well_formed_answers_or_a_close(harness: Harness, part
             assert answer.headers["content-type"] == "application/problem+json"
         if answer.status in (400, 414, 431) and b"malformed" in answer.body:
             assert position == len(answers) - 1 and transport.closed
+    conn.close()
+    assert harness.server.reserved == 0  # every body's budget came back
