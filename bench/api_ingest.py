@@ -13,8 +13,10 @@ validates every event against the registry and answers once each is confirmed by
 spool to the broker; the wait is reported (``drain_s``) and counted in a delivered rate, since a 202
 from the spool only says the events are safe on this host.
 
-Load comes from ``wrk`` (apt package ``wrk``: one C thread) with keep-alive connections posting a
-fixed body. Scenarios: single-event POSTs, 100-event batches, and 100-line ``POST /api/v1/write``. A
+The exchange has one destination's queue bound, declared by the project's topology as a worker's is
+(``--queue-type``, default quorum, the topology's default) and drained by two consumer processes that
+ack in batches, as a worker would. Load comes from ``wrk`` (apt package ``wrk``: one C thread) with
+keep-alive connections posting a fixed body. Scenarios: single-event POSTs, 100-event batches, and 100-line ``POST /api/v1/write``. A
 fourth contender is a bare confirm-mode pika publisher (no HTTP, no validation) fed the same event
 bodies, on one connection per API worker, with as many messages unconfirmed as the HTTP clients can
 have waiting (connections x events per request, capped at the API's own confirm windows): on this
@@ -45,7 +47,17 @@ import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import median, write_result
-from bench.http_load import LUA, bare_publishers, free_port, run_wrk, start, stop, wait_for_empty_spool
+from bench.http_load import (
+    LUA,
+    bare_publishers,
+    free_port,
+    run_wrk,
+    start,
+    start_drain,
+    stop,
+    stop_drain,
+    wait_for_empty_spool,
+)
 
 AMQP = os.environ.get("EVENTSINK_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 CONFIRM_WINDOW = 1000  # the sink's default EVENTSINK_CONFIRM_WINDOW, per worker process
@@ -81,23 +93,30 @@ def lines(count: int) -> str:
                    f"procs={i}i 17000000000000{i:05d}\n" for i in range(count))
 
 
-def declare_sink_queue(exchange: str) -> str:
-    """A bound queue, as a destination would have (length-capped so the run does not fill memory)."""
+def declare_sink_queue(exchange: str, queue_type: str = "quorum") -> str:
+    """A destination's queue, declared by the project's topology as a worker's would be (quorum by
+    default, with its dead-letter queue), bound to the exchange."""
+    from sink_lib.settings import SinkSettings
+    from sink_lib.topology import declare_exchange, declare_worker
+
+    settings = SinkSettings(amqp_url=AMQP, exchange=exchange, queue_type=queue_type)  # type: ignore[arg-type]
     conn = pika.BlockingConnection(pika.URLParameters(AMQP))
     ch = conn.channel()
-    ch.exchange_declare(exchange, "fanout", durable=True)
-    queue = exchange + ".bench"
-    ch.queue_declare(queue, durable=True, arguments={"x-max-length": 20000, "x-overflow": "drop-head"})
-    ch.queue_bind(queue, exchange)
+    declare_exchange(ch, settings)
+    queue = declare_worker(ch, settings, "bench")
     conn.close()
     return queue
 
 
 def cleanup_broker(exchange: str, queue: str) -> None:
+    from sink_lib.topology import dead_exchange_name
+
     conn = pika.BlockingConnection(pika.URLParameters(AMQP))
     ch = conn.channel()
-    ch.queue_delete(queue)
+    for name in (queue, queue + ".dead"):
+        ch.queue_delete(name)
     ch.exchange_delete(exchange)
+    ch.exchange_delete(dead_exchange_name(exchange))
     conn.close()
 
 
@@ -120,6 +139,8 @@ def main() -> None:
     parser.add_argument("--worker-class", default="eventsink", help="the API's worker class (default: the API's)")
     parser.add_argument("--worker-classes", default="sync,gevent",
                         help="the API under these worker classes too, on single events")
+    parser.add_argument("--queue-type", choices=("quorum", "classic"), default="quorum",
+                        help="type of the destination queue bound to the exchange (the topology's default: quorum)")
     parser.add_argument("--before", metavar="TREE", help="also run the API from this source tree (api_before), "
                         "e.g. an unpacked older commit, for before/after figures in the same run")
     args = parser.parse_args()
@@ -131,7 +152,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     exchange = f"bench_api_{uuid.uuid4().hex[:8]}"
-    queue = declare_sink_queue(exchange)
+    queue = declare_sink_queue(exchange, args.queue_type)
+    drains = start_drain(AMQP, queue)
     key = create_key(work / "keys.json", "bench", ["*"])[1]
     script = work / "post.lua"
     script.write_text(LUA)
@@ -224,6 +246,7 @@ def main() -> None:
             except (SystemExit, Exception) as exc:  # a worker class that cannot serve the API is reported
                 print(f"worker class {worker_class} failed: {exc}")
     finally:
+        stop_drain(drains)
         cleanup_broker(exchange, queue)
         shutil.rmtree(work, ignore_errors=True)
 

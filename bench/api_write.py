@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api_ingest import AMQP, cleanup_broker, declare_sink_queue, event
 from bench.common import write_result
-from bench.http_load import free_port, run_wrk, start, stop
+from bench.http_load import free_port, run_wrk, start, start_drain, stop, stop_drain
 
 LUA = """
 wrk.method = "POST"
@@ -93,6 +93,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-write-"))
     exchange = f"bench_write_{uuid.uuid4().hex[:8]}"
     queue = declare_sink_queue(exchange)
+    drains = start_drain(AMQP, queue)
     key = create_key(work / "keys.json", "bench", ["*"])[1]
     script = work / "post.lua"
     script.write_text(LUA)
@@ -130,6 +131,7 @@ def main() -> None:
     finally:
         for proc in procs:
             stop(proc)
+        stop_drain(drains)
         cleanup_broker(exchange, queue)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,8 +1,8 @@
 """AsyncEventSink.publish against a bare aio-pika confirm-mode publisher, same concurrency, same run.
 
 Both run ``--tasks`` asyncio tasks that each publish one event at a time and wait for its broker
-confirm (that is what ``await sink.publish(...)`` promises), to a fanout exchange with one bound durable
-queue. The bare publisher sends a pre-serialised body of the same size with the same properties and
+confirm (that is what ``await sink.publish(...)`` promises), to a fanout exchange with one destination's
+queue bound (declared by the topology as a worker's is, quorum, and drained by two consumers). The bare publisher sends a pre-serialised body of the same size with the same properties and
 does nothing else: no validation, no envelope, no spool. Rounds alternate; medians with the spread,
 and CPU time per event of this process (everything runs in it).
 
@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.api_ingest import cleanup_broker, declare_sink_queue
 from bench.common import median, write_result
+from bench.http_load import start_drain, stop_drain
 from sink_lib import SinkSettings
 from sink_lib.async_sink import AsyncEventSink
 from sink_lib.event import build_envelope, encode
@@ -89,18 +90,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=32, help="concurrent publishing tasks")
     args = parser.parse_args()
     exchange = f"bench_async_{uuid.uuid4().hex[:8]}"
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP))
-    ch = conn.channel()
-    ch.exchange_declare(exchange, "fanout", durable=True)
-    ch.queue_declare(exchange + ".q", durable=True, arguments={"x-max-length": 20000, "x-overflow": "drop-head"})
-    ch.queue_bind(exchange + ".q", exchange)
+    queue = declare_sink_queue(exchange)  # a destination's queue, drained as its worker would
+    drains = start_drain(AMQP, queue)
     try:
         with tempfile.TemporaryDirectory() as spool_dir:
             runs = asyncio.run(run(args, exchange, spool_dir))
     finally:
-        ch.queue_delete(exchange + ".q")
-        ch.exchange_delete(exchange)
-        conn.close()
+        stop_drain(drains)
+        cleanup_broker(exchange, queue)
     result: dict[str, Any] = {"settings": vars(args), "runs": runs}
     for name, rows in runs.items():
         rates = [r["events_per_s"] for r in rows]

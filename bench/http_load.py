@@ -262,3 +262,46 @@ def wait_for_empty_spool(directory: Path, timeout: float = 600.0) -> float:
             return time.monotonic() - started
         time.sleep(0.2)
     raise SystemExit(f"the spool in {directory} did not drain in {timeout:.0f}s")
+
+
+def _drain(amqp: str, queue: str) -> None:
+    """Consume ``queue`` and ack in batches, as a destination's worker would, until terminated."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp))
+    channel = conn.channel()
+    channel.basic_qos(prefetch_count=2000)
+    state = {"last": 0, "unacked": 0}
+    signal.signal(signal.SIGTERM, lambda *_: conn.add_callback_threadsafe(conn.close))
+
+    def on_message(ch: Any, method: Any, _props: Any, _body: bytes) -> None:
+        state["last"], state["unacked"] = method.delivery_tag, state["unacked"] + 1
+        if state["unacked"] >= 200:
+            ch.basic_ack(state["last"], multiple=True)
+            state["unacked"] = 0
+
+    channel.basic_consume(queue, on_message)
+    try:
+        while conn.is_open:
+            conn.process_data_events(0.1)
+            if state["unacked"]:
+                channel.basic_ack(state["last"], multiple=True)
+                state["unacked"] = 0
+    except (pika.exceptions.AMQPError, OSError):
+        pass
+
+
+def start_drain(amqp: str, queue: str, consumers: int = 2) -> list[Any]:
+    """``consumers`` processes draining ``queue`` (each on its own connection); stop with :func:`stop_drain`."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_drain, args=(amqp, queue), daemon=True) for _ in range(consumers)]
+    for proc in procs:
+        proc.start()
+    return procs
+
+
+def stop_drain(procs: list[Any]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(10)
