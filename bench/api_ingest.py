@@ -16,17 +16,18 @@ from the spool only says the events are safe on this host.
 The exchange has one destination's queue bound, declared by the project's topology as a worker's is
 (``--queue-type``, default quorum, the topology's default) and drained by two consumer processes that
 ack in batches, as a worker would. Load comes from ``wrk`` (apt package ``wrk``: one C thread) with
-keep-alive connections posting a fixed body. Scenarios: single-event POSTs, 100-event batches, and 100-line ``POST /api/v1/write``. A
-fourth contender is a bare confirm-mode pika publisher (no HTTP, no validation) fed the same event
-bodies, on one connection per API worker, with as many messages unconfirmed as the HTTP clients can
-have waiting (connections x events per request, capped at the API's own confirm windows): on this
-machine the broker shares the two cores, so this is what the broker gives at that concurrency.
-Contenders alternate round by round, so a neighbour's load hits all alike; each figure is the median
-of ``--rounds`` with the spread (min-max) beside it, plus the CPU time per request from /proc of the
-server, of the broker and of the whole machine. With the two cores as the limit, the bare endpoint's
-machine CPU per request against that plus the broker's CPU for the API's events bounds the ratio any
-API costing no more than the bare gthread endpoint could reach here. A shorter pass runs the API
-under other worker classes for the single-event case (``sync``, and ``gevent`` when it is installed).
+keep-alive connections posting a fixed body. Scenarios: single-event POSTs, 100-event batches, and
+100-line ``POST /api/v1/write``. A fourth contender is a bare confirm-mode pika publisher (no HTTP, no
+validation) fed the same event bodies, on one connection per API worker, with as many messages
+unconfirmed as the HTTP clients can have waiting (connections x events per request, capped at the
+API's own confirm windows): on this machine the broker shares the two cores, so this is what the
+broker gives at that concurrency. Contenders alternate round by round, so a neighbour's load hits all
+alike; each figure is the median of ``--rounds`` with the spread (min-max) beside it, plus the CPU
+time per request from /proc of the server, of the broker and of the whole machine. With the two cores
+as the limit, the bare endpoint's machine CPU per request against that plus the broker's CPU for the
+API's events bounds the ratio any API costing no more than the bare gthread endpoint could reach here.
+A shorter pass runs the API under other worker classes for the single-event case (``sync``, and
+``gevent`` when it is installed).
 
     python bench/api_ingest.py [--duration 5] [--rounds 5] [--connections 32]
 """

@@ -1,10 +1,11 @@
 """AsyncEventSink.publish against a bare aio-pika confirm-mode publisher, same concurrency, same run.
 
 Both run ``--tasks`` asyncio tasks that each publish one event at a time and wait for its broker
-confirm (that is what ``await sink.publish(...)`` promises), to a fanout exchange with one destination's
-queue bound (declared by the topology as a worker's is, quorum, and drained by two consumers). The bare publisher sends a pre-serialised body of the same size with the same properties and
-does nothing else: no validation, no envelope, no spool. Rounds alternate; medians with the spread,
-and CPU time per event of this process (everything runs in it).
+confirm (that is what ``await sink.publish(...)`` promises), to a fanout exchange with one
+destination's queue bound (declared by the topology as a worker's is, quorum, and drained by two
+consumers). The bare publisher sends a pre-serialised body of the same size with the same properties
+and does nothing else: no validation, no envelope, no spool. Rounds alternate; medians with the
+spread, and CPU time per event of this process (everything runs in it).
 
     python bench/async_sink.py [--seconds 5] [--rounds 5] [--tasks 32]
 """

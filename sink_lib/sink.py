@@ -24,7 +24,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Unpack
 
 from .errors import (
@@ -140,8 +140,12 @@ class EventSink:
         """
         if not events:
             return
-        ticket = LoopTicket(len(events), asyncio.get_running_loop())
-        self._enqueue(events, ticket)
+        loop = asyncio.get_running_loop()
+        ticket = LoopTicket(len(events), loop)
+        waker = self._enqueue(events, ticket, defer_wake=True)
+        if waker is not None:
+            # once per pass of the loop: requests read in the same pass reach the broker in one write
+            loop.call_soon(waker)
         if not await settled(ticket.future, wait):
             raise PublishTimeout(f"{ticket.remaining} of {len(events)} event(s) not confirmed in {wait}s")
         if ticket.error is not None:
@@ -166,7 +170,10 @@ class EventSink:
         if self._publisher is None or self._pid != os.getpid():
             self._start()
 
-    def _enqueue(self, events: Sequence[PreparedEvent], ticket: Ticket | None) -> None:
+    def _enqueue(self, events: Sequence[PreparedEvent], ticket: Ticket | None,
+                 defer_wake: bool = False) -> Callable[[], None] | None:
+        """Queue ``events`` for the publisher and wake it if it is not polling. With ``defer_wake`` the
+        wake is returned for the caller to make (once it has queued what else it has) instead."""
         self._check_started()
         outbox = self._outbox
         settings = self.settings
@@ -199,9 +206,11 @@ class EventSink:
                 with outbox.lock:
                     for _ in events:
                         ticket.count_down()
-            return
-        if waker is not None:
+            return None
+        if waker is not None and not defer_wake:
             waker()
+            return None
+        return waker
 
     def _overflow(self, events: Sequence[PreparedEvent]) -> None:
         outbox = self._outbox

@@ -120,3 +120,31 @@ def test_a_waiting_submit_whose_events_overflow_into_the_spool_returns_at_once(s
         sink.submit([sink.prepare("custom.tick", {"i": i}) for i in range(1, 4)], wait=5)
         asyncio.run(sink.submit_async([sink.prepare("custom.tick", {"i": 9})], wait=5))
     assert Spool(spool_dir, 1 << 20).count() >= 4
+
+
+def test_requests_submitted_in_one_pass_of_the_loop_wake_the_publisher_once_with_all_of_them(
+        spool_dir: Path) -> None:
+    # the API's worker submits the requests it read in one pass of its loop; the publisher is woken
+    # after the last of them, so it takes them all at once (one write to the broker), not one each
+    with EventSink(settings=offline_settings(spool_dir)) as sink:
+        stalled(sink)
+        outbox = sink._outbox
+        seen: list[int] = []
+
+        def publisher_wakes() -> None:  # stands in for the publisher: takes and settles what is queued
+            with outbox.lock:
+                seen.append(len(outbox.items))
+                items = outbox.take(len(outbox.items))
+                outbox.wake_pending = False
+            for item in items:
+                item.ticket.count_down()
+
+        outbox.urgent_waker = publisher_wakes
+
+        async def post() -> None:
+            await asyncio.gather(*(sink.submit_async([sink.prepare("custom.tick", {"i": i})], wait=5)
+                                   for i in range(50)))
+            await sink.submit_async([sink.prepare("custom.tick", {"i": 50})], wait=5)  # a later pass
+
+        asyncio.run(post())
+        assert seen == [50, 1]
